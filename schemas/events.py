@@ -1,0 +1,354 @@
+"""Canonical event contract, version 1 (../shared/domain/EVENTS.md) as strict pydantic v2 models.
+
+Strict on purpose: the contract is the platform's public face to data suppliers, so a naive timestamp, an unknown
+event type, a wrong enum value, a wrong JSON type or a missing field is rejected with a message that names the field
+(see :func:`describe_error`) rather than coerced into something that later skews an indicator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+SCHEMA_VERSION = 1
+
+
+def _to_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""RFC 3339 timestamp with an offset; naive timestamps are rejected; normalised to UTC."""
+
+OdsCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{3,6}$", description="ODS organisation or site code")]
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+PatientRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{16,128}$",
+        description="keyed hash (pseudonym) made at the edge; never an NHS number or MRN in clear",
+    ),
+]
+Pathway = Annotated[int, Field(ge=0, le=3)]
+ReferralPathway = Annotated[int, Field(ge=1, le=3)]
+Category = Annotated[int, Field(ge=1, le=4)]
+Age = Annotated[int, Field(ge=0, le=130)]
+
+DepartmentType = Literal["1", "2", "3"]
+ArrivalMode = Literal["ambulance", "walk_in", "other"]
+Disposal = Literal["admitted", "transferred", "discharged", "left", "died"]
+BedCategory = Literal["adult_ga", "paediatric_ga", "critical_care", "maternity", "mental_health", "other"]
+AdmissionMethod = Literal["emergency", "elective", "other"]
+
+
+class Envelope(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    event_id: Identifier
+    occurred_at: UtcDatetime
+    source: Annotated[str, Field(min_length=1, max_length=64)]
+    org_code: OdsCode
+    site_code: OdsCode | None = None
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+# --- scc.ed (key: attendance_id) -------------------------------------------------------------------------------
+
+
+class EdEvent(Envelope):
+    attendance_id: Identifier
+
+
+class EdArrived(EdEvent):
+    event_type: Literal["ed.arrived"]
+    department_type: DepartmentType
+    arrival_mode: ArrivalMode
+    ambulance_incident_id: Identifier | None = None
+    age: Age | None = None
+
+
+class EdHandover(EdEvent):
+    event_type: Literal["ed.handover"]
+
+
+class EdDecisionToAdmit(EdEvent):
+    event_type: Literal["ed.decision_to_admit"]
+
+
+class EdDeparted(EdEvent):
+    event_type: Literal["ed.departed"]
+    disposal: Disposal
+
+
+class EdCancelled(EdEvent):
+    event_type: Literal["ed.cancelled"]
+
+
+# --- scc.ambulance (key: incident_id) --------------------------------------------------------------------------
+
+
+class AmbulanceEvent(Envelope):
+    incident_id: Identifier
+
+
+class AmbulanceCallConnected(AmbulanceEvent):
+    event_type: Literal["ambulance.call_connected"]
+
+
+class AmbulanceClockStarted(AmbulanceEvent):
+    event_type: Literal["ambulance.clock_started"]
+    category: Category
+
+
+class AmbulanceRecategorised(AmbulanceEvent):
+    event_type: Literal["ambulance.recategorised"]
+    category: Category
+
+
+class AmbulanceResourceArrived(AmbulanceEvent):
+    event_type: Literal["ambulance.resource_arrived"]
+    resource_id: Identifier
+    transport_capable: bool
+
+
+class AmbulanceIncidentClosed(AmbulanceEvent):
+    event_type: Literal["ambulance.incident_closed"]
+    conveyed: bool
+
+
+class AmbulanceArrivedAtHospital(AmbulanceEvent):
+    event_type: Literal["ambulance.arrived_at_hospital"]
+    site_code: OdsCode  # the receiving hospital: required here
+
+
+class AmbulanceHandoverCompleted(AmbulanceEvent):
+    event_type: Literal["ambulance.handover_completed"]
+    site_code: OdsCode
+
+
+class AmbulanceCrewClear(AmbulanceEvent):
+    event_type: Literal["ambulance.crew_clear"]
+
+
+# --- scc.adt (key: spell_id) -----------------------------------------------------------------------------------
+
+
+class SpellEvent(Envelope):
+    spell_id: Identifier
+
+
+class AdtAdmitted(SpellEvent):
+    event_type: Literal["adt.admitted"]
+    patient_ref: PatientRef
+    ward_code: Identifier
+    bed_category: BedCategory
+    escalation_bed: bool
+    admission_method: AdmissionMethod
+    age: Age | None = None
+
+
+class AdtTransferred(SpellEvent):
+    event_type: Literal["adt.transferred"]
+    ward_code: Identifier
+    bed_category: BedCategory
+    escalation_bed: bool
+
+
+class AdtDischarged(SpellEvent):
+    event_type: Literal["adt.discharged"]
+    pathway: Pathway | None = None
+    destination: Annotated[str, Field(max_length=64)] | None = None
+
+
+class AdtUpdated(SpellEvent):
+    event_type: Literal["adt.updated"]
+    patient_ref: PatientRef | None = None
+    ward_code: Identifier | None = None
+    bed_category: BedCategory | None = None
+    escalation_bed: bool | None = None
+    admission_method: AdmissionMethod | None = None
+    age: Age | None = None
+
+
+class AdtAdmissionCancelled(SpellEvent):
+    event_type: Literal["adt.admission_cancelled"]
+
+
+class AdtTransferCancelled(SpellEvent):
+    event_type: Literal["adt.transfer_cancelled"]
+
+
+class AdtDischargeCancelled(SpellEvent):
+    event_type: Literal["adt.discharge_cancelled"]
+
+
+# --- scc.discharge (key: spell_id) -----------------------------------------------------------------------------
+
+
+class DischargeReadyDateSet(SpellEvent):
+    event_type: Literal["discharge.ready_date_set"]
+    discharge_ready_date: dt.date
+    pathway: Pathway | None = None
+
+
+class DischargeReadyDateCleared(SpellEvent):
+    event_type: Literal["discharge.ready_date_cleared"]
+
+
+class DischargePathwayAssigned(SpellEvent):
+    event_type: Literal["discharge.pathway_assigned"]
+    pathway: Pathway
+
+
+class DischargeReferralMade(SpellEvent):
+    event_type: Literal["discharge.referral_made"]
+    referral_id: Identifier
+    pathway: ReferralPathway
+
+
+class DischargePlanInPlace(SpellEvent):
+    event_type: Literal["discharge.plan_in_place"]
+    referral_id: Identifier
+
+
+# --- scc.opel (key: the site or organisation the level is declared for) ----------------------------------------
+
+
+class OpelDeclared(Envelope):
+    """A trust's (site's, or with the ICB's code, the system's) declared OPEL level, shown beside the calculated one.
+
+    An extension of contract version 1 (docs/events.md): declared for ``site_code`` when given, else ``org_code``.
+    """
+
+    event_type: Literal["opel.declared"]
+    level: Annotated[int, Field(ge=1, le=4)]
+
+
+EdEventT = EdArrived | EdHandover | EdDecisionToAdmit | EdDeparted | EdCancelled
+AmbulanceEventT = (
+    AmbulanceCallConnected
+    | AmbulanceClockStarted
+    | AmbulanceRecategorised
+    | AmbulanceResourceArrived
+    | AmbulanceIncidentClosed
+    | AmbulanceArrivedAtHospital
+    | AmbulanceHandoverCompleted
+    | AmbulanceCrewClear
+)
+AdtEventT = (
+    AdtAdmitted
+    | AdtTransferred
+    | AdtDischarged
+    | AdtUpdated
+    | AdtAdmissionCancelled
+    | AdtTransferCancelled
+    | AdtDischargeCancelled
+)
+DischargeEventT = (
+    DischargeReadyDateSet
+    | DischargeReadyDateCleared
+    | DischargePathwayAssigned
+    | DischargeReferralMade
+    | DischargePlanInPlace
+)
+
+Event = Annotated[
+    EdEventT | AmbulanceEventT | AdtEventT | DischargeEventT | OpelDeclared, Field(discriminator="event_type")
+]
+
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+
+EVENT_MODELS: dict[str, type[Envelope]] = {
+    model.model_fields["event_type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (
+        *EdEventT.__args__,
+        *AmbulanceEventT.__args__,
+        *AdtEventT.__args__,
+        *DischargeEventT.__args__,
+        OpelDeclared,
+    )
+}
+"""event_type -> model, in contract order."""
+
+TOPIC_OF_FAMILY = {
+    "ed": "scc.ed",
+    "ambulance": "scc.ambulance",
+    "adt": "scc.adt",
+    "discharge": "scc.discharge",
+    "opel": "scc.opel",
+}
+KEY_FIELD_OF_TOPIC = {
+    "scc.ed": "attendance_id",
+    "scc.ambulance": "incident_id",
+    "scc.adt": "spell_id",
+    "scc.discharge": "spell_id",
+}
+
+
+class EventRejected(ValueError):
+    """An input that breaks the contract; ``reason`` names the offending field(s)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line per problem, each starting with the field path, e.g. ``occurred_at: Input should have timezone info``."""
+    parts = []
+    for item in error.errors(include_url=False):
+        loc = [str(p) for p in item["loc"]]
+        if item["type"] == "union_tag_invalid":
+            parts.append(f"event_type: unknown event type {item['ctx']['tag']!r}")
+            continue
+        if item["type"] == "union_tag_not_found":
+            parts.append("event_type: Field required")
+            continue
+        # Drop the union tag pydantic prefixes (e.g. 'ed.arrived') so the path reads as the field itself.
+        if loc and loc[0] in EVENT_MODELS:
+            loc = loc[1:]
+        parts.append(f"{'.'.join(loc) or 'event'}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    """Validate one event from JSON bytes/str or a dict; raise :class:`EventRejected` naming the field."""
+    try:
+        if isinstance(raw, dict):
+            raw = orjson.dumps(raw)
+        return EVENT_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise EventRejected(describe_error(exc)) from None
+    except ValueError as exc:  # not JSON at all
+        raise EventRejected(f"event: not valid JSON ({exc})") from None
+
+
+def topic_of(event: Envelope) -> str:
+    """The canonical topic of an event, from its type's family (``ed.arrived`` -> ``scc.ed``)."""
+    return TOPIC_OF_FAMILY[event.event_type.split(".", 1)[0]]  # type: ignore[attr-defined]
+
+
+def key_of(event: Envelope) -> str:
+    """The partition key of an event: its attendance, incident or spell id."""
+    topic = topic_of(event)
+    if topic == "scc.opel":
+        return event.site_code or event.org_code
+    return getattr(event, KEY_FIELD_OF_TOPIC[topic])
+
+
+def dump_event(event: Envelope) -> bytes:
+    """Canonical JSON bytes of an event (UTC timestamps with offset, no nulls)."""
+    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))

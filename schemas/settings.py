@@ -1,0 +1,54 @@
+"""Runtime settings, from the environment (``SCC_*``) or the command line; secrets only ever from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.config import DEFAULT_ICB_FILE
+
+DEFAULT_BROKER_PORT = 19092
+
+
+class Settings(BaseSettings):
+    """Where the broker and the store are, and how the stream runs.
+
+    Embedded by default: a Tansu broker on loopback that ``scc demo`` starts itself and chDB under ``./var``.
+    Point ``SCC_KAFKA`` at a Kafka cluster and ``SCC_STORE`` at a ClickHouse server and nothing else changes.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SCC_", extra="ignore")
+
+    kafka: str = Field(f"127.0.0.1:{DEFAULT_BROKER_PORT}", description="Kafka bootstrap servers, host:port[,host:port]")
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    store: str | None = Field(None, description="chdb://PATH or http(s)://user:password@host:port/db")
+    icb_file: Path = DEFAULT_ICB_FILE
+    input_partitions: int = Field(4, ge=1, description="partitions of scc.ed/ambulance/adt/discharge (co-partitioned)")
+    snapshot_interval: float = Field(2.0, gt=0, description="seconds between indicator snapshots when data changes")
+    snapshot_heartbeat: float = Field(5.0, gt=0, description="a snapshot at least this often even without change")
+    app_id: str = "scc-indicators"
+    data_dir: Path = Path("var")
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka.split(",") if s.strip()]
+
+    def aiokafka_security(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka clients (SASL/TLS when configured)."""
+        options: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context()
+        return options
