@@ -1,0 +1,281 @@
+"""The Faust app: two agents around the pure engine, and a timer that publishes snapshots.
+
+- ``track_entities`` reads the four canonical topics (co-partitioned, keyed by attendance / incident / spell id, so
+  every event of an entity meets the same state), validates each record (rejects go to ``scc.deadletter`` with the
+  reason and the raw bytes), folds events into facts (:mod:`streams.entities`) and sends fact updates to
+  ``scc.facts`` keyed by ICB.
+- ``aggregate`` reads ``scc.facts`` and keeps the ICB's facts (:mod:`streams.aggregator`).
+- ``publish_snapshots`` sends every indicator to ``scc.indicators`` when something changed (at most every
+  ``snapshot_interval`` s) and at least every ``snapshot_heartbeat`` s, and the alerts they raise or resolve
+  (:mod:`streams.alerts`, with hysteresis) to ``scc.alerts``.
+
+State lives in plain engine objects per partition, not in Faust tables: Tansu's end offsets are wrong for batched
+producers (INFRA.md caveat 1), which breaks changelog recovery. Instead, a worker that is assigned a partition it
+holds no state for (a restart, a rebalance) rebuilds it from the retained input log — the events are the source of
+truth — reading up to the group's committed offsets, while live processing carries on; fact updates carry their
+evidence (event count), so stage 2 keeps the best-informed fact whatever order they arrive in.
+Processing is at-least-once (Tansu cannot do idempotent producers, caveat 2); every step downstream is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.config import PlatformConfig, load_config
+from schemas.events import EventRejected, parse_event, topic_of
+from schemas.settings import Settings
+from streams.aggregator import Aggregator
+from streams.alerts import AlertTracker
+from streams.entities import EntityTracker, FactUpdate
+from streams.facts import from_wire, to_wire
+from streams.topics import ALERTS, DEADLETTER, FACTS, INDICATORS, INPUT_TOPICS
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 5000
+BATCH_WITHIN_S = 0.05
+REBUILD_IDLE_POLLS = 6
+CLOCK_KIND = "clock"
+
+
+def dead_letter_record(reason: str, topic: str, partition: int, offset: int, raw: bytes | None) -> bytes:
+    """The ``scc.deadletter`` record: why, where from, and the raw bytes (base64) so nothing is lost."""
+    return orjson.dumps(
+        {
+            "reason": reason,
+            "source_topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "raw_b64": base64.b64encode(raw or b"").decode(),
+            "received_at": dt.datetime.now(dt.UTC),
+        }
+    )
+
+
+def create_app(settings: Settings, config: PlatformConfig) -> faust.App:
+    """Build the Faust app for one ICB configuration."""
+    datadir = (settings.data_dir / "faust").resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{s}" for s in settings.kafka_servers],
+        store="memory://",
+        processing_guarantee="at_least_once",
+        topic_allow_declare=False,  # topics are created explicitly (streams.topics)
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_rebalance_timeout=6,
+        web_enabled=False,
+        datadir=str(datadir),
+    )
+    icb = config.icb
+    raw = {"value_serializer": "raw", "key_serializer": "raw"}
+    inputs = app.topic(*INPUT_TOPICS, **raw)
+    facts_topic = app.topic(FACTS, **raw)
+    indicators_topic = app.topic(INDICATORS, **raw)
+    deadletter_topic = app.topic(DEADLETTER, **raw)
+    alerts_topic = app.topic(ALERTS, **raw)
+    trackers: dict[int, EntityTracker] = {}
+    aggregators: dict[int, Aggregator] = {}
+    alert_trackers: dict[int, AlertTracker] = {}
+    building_entities: set[int] = set()
+    building_aggregates: set[int] = set()
+    recovering: set[int] = set()
+    tasks: list[asyncio.Task[None]] = []
+    emitted: dict[int, tuple[int, float]] = {}  # partition -> (aggregator version, monotonic time) last published
+
+    async def send_fact(update: FactUpdate, tracker: EntityTracker) -> None:
+        value = to_wire(update.kind, update.entity_id, update.fact, tracker.clock, update.evidence)  # type: ignore[arg-type]
+        await facts_topic.send(key=icb.code.encode(), value=value)
+
+    async def rebuild_entities(partition: int) -> None:
+        """Refill a partition's entity state from its retained input log, then re-send every fact."""
+        tracker = trackers.setdefault(partition, EntityTracker(icb))
+        tps = [TopicPartition(topic, partition) for topic in INPUT_TOPICS]
+        read = await replay_partitions(settings, app.conf.id, tps, lambda raws: _ingest_quietly(tracker, raws))
+        for update in tracker.current():
+            await send_fact(update, tracker)
+        if tracker.clock is not None:
+            await facts_topic.send(key=icb.code.encode(), value=orjson.dumps([CLOCK_KIND, "", None, tracker.clock]))
+        log.info("rebuilt entity state of partition %d from %d retained events", partition, read)
+
+    async def rebuild_aggregate(partition: int) -> None:
+        """Refill an aggregator from the retained fact log (evidence makes the order irrelevant)."""
+        aggregator = aggregators.setdefault(partition, Aggregator(config))
+        recovering.add(partition)
+        try:
+            read = await replay_partitions(
+                settings, app.conf.id, [TopicPartition(FACTS, partition)], lambda raws: _apply_facts(aggregator, raws)
+            )
+        finally:
+            recovering.discard(partition)
+        log.info("rebuilt aggregate state of partition %d from %d retained facts", partition, read)
+
+    @app.on_partitions_assigned.connect
+    async def rebuild_assigned(sender: faust.App, assigned: set[Any], **_: Any) -> None:
+        """A worker that gains a partition it holds no state for rebuilds that state from the retained logs."""
+        for tp in assigned:
+            if tp.topic in INPUT_TOPICS and tp.partition not in building_entities:
+                building_entities.add(tp.partition)
+                tasks.append(asyncio.create_task(rebuild_entities(tp.partition)))
+            elif tp.topic == FACTS and tp.partition not in building_aggregates:
+                building_aggregates.add(tp.partition)
+                tasks.append(asyncio.create_task(rebuild_aggregate(tp.partition)))
+
+    @app.agent(inputs, name="track_entities")
+    async def track_entities(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+            by_partition: dict[int, list[Any]] = {}
+            for item in batch:
+                msg = item.message
+                try:
+                    event = parse_event(item.value)
+                    if topic_of(event) != msg.topic:
+                        raise EventRejected(f"event_type: {event.event_type!r} does not belong on topic {msg.topic}")
+                    tracker = trackers.setdefault(msg.partition, EntityTracker(icb))
+                    tracker.check_known(event)
+                except EventRejected as exc:
+                    record = dead_letter_record(exc.reason, msg.topic, msg.partition, msg.offset, item.value)
+                    await deadletter_topic.send(value=record)
+                    continue
+                by_partition.setdefault(msg.partition, []).append(event)
+            for partition, events in by_partition.items():
+                tracker = trackers[partition]
+                for update in tracker.ingest_many(events):
+                    await send_fact(update, tracker)
+                await facts_topic.send(key=icb.code.encode(), value=orjson.dumps([CLOCK_KIND, "", None, tracker.clock]))
+
+    @app.agent(facts_topic, name="aggregate")
+    async def aggregate(stream: Any) -> None:
+        async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+            for item in batch:
+                aggregator = aggregators.get(item.message.partition)
+                if aggregator is None:
+                    aggregator = aggregators[item.message.partition] = Aggregator(config)
+                if orjson.loads(item.value)[0] == CLOCK_KIND:
+                    aggregator.observe(dt.datetime.fromisoformat(orjson.loads(item.value)[3]))
+                    continue
+                kind, entity_id, fact, clock, evidence = from_wire(item.value)
+                aggregator.apply(kind, entity_id, fact, evidence)
+                aggregator.observe(clock)
+
+    @app.timer(interval=settings.snapshot_interval, name="publish_snapshots")
+    async def publish_snapshots() -> None:
+        now = time.monotonic()
+        for partition, aggregator in list(aggregators.items()):
+            last_version, last_time = emitted.get(partition, (-1, 0.0))
+            if aggregator.clock is None or partition in recovering:
+                continue
+            if aggregator.version == last_version and now - last_time < settings.snapshot_heartbeat:
+                continue
+            emitted[partition] = (aggregator.version, now)
+            snapshots = aggregator.snapshot()
+            for snap in snapshots:
+                key = f"{snap.indicator}|{snap.window}|{snap.scope_type}|{snap.scope_code}".encode()
+                await indicators_topic.send(key=key, value=snap.model_dump_json().encode())
+            tracker = alert_trackers.setdefault(partition, AlertTracker(config))
+            for alert in tracker.update(snapshots):
+                await alerts_topic.send(key=alert.alert_id.encode(), value=alert.model_dump_json().encode())
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: faust.App, revoked: set[Any], **_: Any) -> None:
+        """A partition that moved to another worker takes its state with it; keep none that would go stale."""
+        for tp in revoked:
+            if tp.topic in INPUT_TOPICS:
+                trackers.pop(tp.partition, None)
+                building_entities.discard(tp.partition)
+            elif tp.topic == FACTS:
+                building_aggregates.discard(tp.partition)
+                aggregators.pop(tp.partition, None)
+                alert_trackers.pop(tp.partition, None)
+                emitted.pop(tp.partition, None)
+
+    return app
+
+
+def _ingest_quietly(tracker: EntityTracker, raws: list[bytes]) -> None:
+    """Fold retained events into the tracker without emitting (bad ones were dead-lettered the first time)."""
+    events = []
+    for raw in raws:
+        try:
+            event = parse_event(raw)
+            tracker.check_known(event)
+        except EventRejected:
+            continue
+        events.append(event)
+    tracker.ingest_many(events)
+
+
+def _apply_facts(aggregator: Aggregator, raws: list[bytes]) -> None:
+    for raw in raws:
+        if orjson.loads(raw)[0] == CLOCK_KIND:
+            aggregator.observe(dt.datetime.fromisoformat(orjson.loads(raw)[3]))
+            continue
+        kind, entity_id, fact, clock, evidence = from_wire(raw)
+        aggregator.apply(kind, entity_id, fact, evidence)
+        aggregator.observe(clock)
+
+
+async def replay_partitions(
+    settings: Settings, group_id: str, tps: list[TopicPartition], handle: Callable[[list[bytes]], None]
+) -> int:
+    """Read partitions from their first retained offset up to the group's committed offsets; return records read.
+
+    Stops at the committed offsets (what the group had already processed) rather than at the log end, because Tansu
+    reports wrong end offsets for batched producers (INFRA.md caveat 1); live processing carries on from there.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers, **settings.aiokafka_security())
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group_id, partitions=tps)
+    finally:
+        await admin.close()
+    stop_at = {tp: meta.offset for tp, meta in committed.items() if meta is not None and meta.offset > 0}
+    if not stop_at:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        **settings.aiokafka_security(),
+    )
+    await consumer.start()
+    read = 0
+    try:
+        consumer.assign(list(stop_at))
+        await consumer.seek_to_beginning(*stop_at)
+        idle = 0
+        while idle < REBUILD_IDLE_POLLS:
+            positions = {tp: await consumer.position(tp) for tp in stop_at}
+            if all(positions[tp] >= stop for tp, stop in stop_at.items()):
+                break
+            batch = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX)
+            raws = [
+                m.value
+                for messages in batch.values()
+                for m in messages
+                if m.offset < stop_at[TopicPartition(m.topic, m.partition)]
+            ]
+            idle = 0 if batch else idle + 1
+            if raws:
+                handle(raws)
+                read += len(raws)
+    finally:
+        await consumer.stop()
+    return read
+
+
+app = create_app(Settings(), load_config(Settings().icb_file))

@@ -1,0 +1,1 @@
+"""Indicator definitions: plain functions from facts and an evaluation time T to rows (no Kafka, no ClickHouse)."""

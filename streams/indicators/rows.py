@@ -1,0 +1,53 @@
+"""The row every indicator function yields, and the arithmetic shared by all of them."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from streams.indicators.scopes import ScopeKey
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One indicator value for one window and scope; numerator/denominator published for roll-ups."""
+
+    indicator: str
+    window: str
+    scope_type: str
+    scope_code: str
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+
+
+def tally(keys_per_item: Iterable[Sequence[ScopeKey]]) -> Counter[ScopeKey]:
+    """Count items per scope; each item names the scopes it belongs to."""
+    counts: Counter[ScopeKey] = Counter()
+    for keys in keys_per_item:
+        counts.update(keys)
+    return counts
+
+
+def count_rows(indicator: str, window: str, scopes: Sequence[ScopeKey], counts: Counter[ScopeKey]) -> Iterator[Row]:
+    """Counts: value = numerator = the count; no denominator."""
+    for scope_type, code in scopes:
+        n = counts[(scope_type, code)]
+        yield Row(indicator, window, scope_type, code, float(n), float(n), None)
+
+
+def percent_rows(
+    indicator: str, window: str, scopes: Sequence[ScopeKey], num: Counter[ScopeKey], den: Counter[ScopeKey]
+) -> Iterator[Row]:
+    """Percentages: value = 100 × numerator ÷ denominator, None when the denominator is 0."""
+    for key in scopes:
+        n, d = num[key], den[key]
+        yield Row(indicator, window, key[0], key[1], 100.0 * n / d if d else None, float(n), float(d))
+
+
+def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
+    """The ⌈q·n⌉-th smallest value (nearest-rank percentile, INDICATORS.md)."""
+    rank = math.ceil(round(q * len(sorted_values), 9))
+    return sorted_values[max(rank, 1) - 1]

@@ -1,0 +1,55 @@
+"""Which scopes (site, organisation, system) each family of indicators is reported for, from the ICB file."""
+
+from __future__ import annotations
+
+from schemas.config import Icb
+
+ScopeKey = tuple[str, str]
+
+
+class Scopes:
+    """The scope lists of an ICB and the scope keys a fact contributes to.
+
+    A fact counts for its site (when that site reports the family), its organisation (when the organisation reports
+    it) and always for the system, so the system total is every fact in the ICB.
+    """
+
+    def __init__(self, icb: Icb) -> None:
+        self.system: ScopeKey = ("system", icb.code)
+        ed_sites = [s.code for o in icb.organisations for s in o.sites if s.ed_department_types]
+        bed_sites = [s.code for o in icb.organisations for s in o.sites if s.adult_ga_beds > 0]
+        self.ed = self._listing(icb, ed_sites)
+        self.beds = self._listing(icb, bed_sites)
+        self.ambulance: list[ScopeKey] = [("org", o.code) for o in icb.organisations if o.kind == "ambulance"]
+        self.ambulance.append(self.system)
+        self.handover = self.ed  # ambulances hand over at the sites with an emergency department
+        self._org_of_site = icb.org_of_site
+        self._ed_set, self._beds_set, self._amb_set = set(self.ed), set(self.beds), set(self.ambulance)
+        self.bed_base = {("site", s.code): s.adult_ga_beds for o in icb.organisations for s in o.sites}
+        for o in icb.organisations:
+            self.bed_base[("org", o.code)] = sum(s.adult_ga_beds for s in o.sites)
+        self.bed_base[self.system] = sum(s.adult_ga_beds for o in icb.organisations for s in o.sites)
+
+    @staticmethod
+    def _listing(icb: Icb, sites: list[str]) -> list[ScopeKey]:
+        orgs = [o.code for o in icb.organisations if any(s.code in sites for s in o.sites)]
+        return [*(("site", s) for s in sites), *(("org", o) for o in orgs), ("system", icb.code)]
+
+    def _keys(self, allowed: set[ScopeKey], org: str, site: str | None) -> list[ScopeKey]:
+        keys = [k for k in (("site", site or ""), ("org", org)) if k in allowed]
+        keys.append(self.system)
+        return keys
+
+    def ed_keys(self, org: str, site: str | None) -> list[ScopeKey]:
+        return self._keys(self._ed_set, org, site)
+
+    def bed_keys(self, org: str, site: str | None) -> list[ScopeKey]:
+        return self._keys(self._beds_set, org, site)
+
+    def handover_keys(self, site: str | None) -> list[ScopeKey]:
+        """A handover counts for the receiving site, the site's organisation (not the ambulance service's) and the
+        system."""
+        return self._keys(self._ed_set, self._org_of_site.get(site or "", ""), site)
+
+    def ambulance_keys(self, org: str) -> list[ScopeKey]:
+        return self._keys(self._amb_set, org, None)
