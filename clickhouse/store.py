@@ -1,0 +1,274 @@
+"""The ClickHouse store: one small facade over clickhouse-connect for embedded chDB and for a ClickHouse server.
+
+Why a facade: every other part of the platform (stream sinks, replay, the SQL recomputation, tests) writes and reads
+the same tables the same way whether the store is chDB in-process (the default, ``chdb://./var/store``) or a server
+(``http(s)://user:password@host:port/database``). Writes are columnar batches and idempotent (the tables are
+ReplacingMergeTree, see ``clickhouse/migrations``), because Kafka delivers at least once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from schemas.alerts import AlertEvent
+from schemas.events import Envelope, dump_event
+from schemas.indicators import IndicatorSnapshot
+
+DEFAULT_DSN = "chdb://./var/store"
+DEFAULT_DATABASE = "scc"
+ENV_VAR = "SCC_STORE"
+
+RAW_TABLE_OF_TOPIC: dict[str, str] = {
+    "scc.ed": "raw_ed",
+    "scc.ambulance": "raw_ambulance",
+    "scc.adt": "raw_adt",
+    "scc.discharge": "raw_discharge",
+    "scc.opel": "raw_opel",
+}
+"""Input topic -> raw table (in the store's database)."""
+
+# Columns filled by the store itself rather than read off the event model.
+_KAFKA_COLUMNS = ("payload", "kafka_partition", "kafka_offset")
+_SERVER_COLUMNS = {"ingested_at"}  # DEFAULT now64(3): the server stamps ingestion
+_SNAPSHOT_COLUMNS = tuple(IndicatorSnapshot.model_fields)
+_DEADLETTER_COLUMNS = ("received_at", "source_topic", "partition", "offset", "reason", "raw")
+_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class StoreError(ValueError):
+    """A store DSN or store operation that cannot work, with a message that says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected input: why, where it came from (topic/partition/offset, -1 when not from Kafka), and its bytes."""
+
+    received_at: dt.datetime
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTarget:
+    """A parsed DSN: the backend, where it is, and the clickhouse-connect arguments to reach it (password included)."""
+
+    kind: str  # "chdb" or "server"
+    display: str  # the DSN with its password masked: safe to log
+    database: str
+    connect_args: Mapping[str, Any]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Aware UTC datetime; a naive one is taken to be UTC already (the platform stores UTC everywhere)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def mask_dsn(dsn: str) -> str:
+    """The DSN with any password replaced by ``***`` (for logs, reprs and error messages)."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+
+
+def parse_dsn(dsn: str, cwd: Path | None = None) -> StoreTarget:
+    """Parse a store DSN; raise :class:`StoreError` for an unsupported scheme or a malformed DSN.
+
+    ``chdb://<relative/path>`` is resolved against ``cwd`` (default: the current directory) and
+    ``chdb:///abs/path`` is absolute. We parse chdb DSNs ourselves because clickhouse-connect reads
+    ``chdb://./x`` as location ``.`` with database ``x``.
+    """
+    display = mask_dsn(dsn)
+    scheme, sep, rest = dsn.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise StoreError(
+            f"store DSN {display!r} has no scheme: use chdb://PATH or http(s)://user:password@host:port/db"
+        )
+    if scheme == "chdb":
+        if not rest:
+            raise StoreError("store DSN 'chdb://' needs a directory: chdb://./var/store or chdb:///abs/path")
+        path = Path(unquote(rest))
+        if not path.is_absolute():
+            path = (cwd or Path.cwd()) / path
+        path = Path(os.path.normpath(path))
+        return StoreTarget("chdb", f"chdb://{path}", DEFAULT_DATABASE, {"interface": "chdb", "path": str(path)})
+    if scheme in ("http", "https"):
+        parts = urlsplit(dsn)
+        if not parts.hostname:
+            raise StoreError(f"store DSN {display!r} has no host")
+        try:
+            port = parts.port
+        except ValueError:
+            raise StoreError(f"store DSN {display!r} has an invalid port") from None
+        segments = [s for s in parts.path.split("/") if s]
+        if len(segments) > 1:
+            raise StoreError(f"store DSN {display!r}: the path must be a single database name")
+        database = unquote(segments[0]) if segments else DEFAULT_DATABASE
+        if not _DATABASE_NAME.match(database):
+            raise StoreError(f"store DSN {display!r}: database name {database!r} is not a plain identifier")
+        args: dict[str, Any] = {
+            "interface": scheme,
+            "host": parts.hostname,
+            "port": port or (8443 if scheme == "https" else 8123),
+            "username": unquote(parts.username) if parts.username else "default",
+            "password": unquote(parts.password) if parts.password else "",
+        }
+        return StoreTarget("server", display, database, args)
+    raise StoreError(
+        f"unsupported store DSN scheme {scheme!r} in {display!r}: "
+        "use chdb://PATH (embedded chDB) or http(s)://user:password@host:port/database (ClickHouse server)"
+    )
+
+
+class Store:
+    """A connected store: SQL in, rows out, and batched idempotent inserts of events, snapshots and dead letters."""
+
+    def __init__(self, client: Client, target: StoreTarget) -> None:
+        self.client = client
+        self.target = target
+        self.database = target.database
+        self._columns: dict[str, list[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"Store({self.target.display!r}, database={self.database!r})"
+
+    # --- reading and DDL -----------------------------------------------------------------------------------------
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Run a statement that returns no rows (DDL, OPTIMIZE, ...)."""
+        return self.client.command(sql, parameters=parameters)
+
+    def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows as tuples; bind values with ``{name:Type}`` placeholders and ``parameters``."""
+        return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
+
+    def query_dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        return list(self.client.query(sql, parameters=parameters).named_results())
+
+    def table(self, name: str) -> str:
+        """Fully qualified table name in the store's database."""
+        return f"{self.database}.{name}"
+
+    def insertable_columns(self, table: str) -> list[str]:
+        """The table's columns that an insert supplies (not MATERIALIZED/ALIAS), cached per table."""
+        if table not in self._columns:
+            rows = self.query_rows(
+                "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}"
+                " AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position",
+                {"db": self.database, "t": table},
+            )
+            if not rows:
+                raise StoreError(f"table {self.database}.{table} does not exist: run the migrations first")
+            self._columns[table] = [r[0] for r in rows]
+        return self._columns[table]
+
+    def forget_columns(self) -> None:
+        """Drop the cached column lists (after a migration changed the tables)."""
+        self._columns.clear()
+
+    # --- writing -------------------------------------------------------------------------------------------------
+
+    def insert_events(self, topic: str, items: Sequence[tuple[Envelope, int, int]]) -> int:
+        """Insert (event, kafka partition, kafka offset) rows of one topic in one columnar batch; returns rows written.
+
+        Idempotent: the raw tables collapse copies of an event_id. Copies inside one batch are dropped here (the
+        first wins) because rows of one insert share ``ingested_at`` and the table could not tell them apart.
+        """
+        table = RAW_TABLE_OF_TOPIC.get(topic)
+        if table is None:
+            raise StoreError(f"unknown topic {topic!r}: expected one of {sorted(RAW_TABLE_OF_TOPIC)}")
+        seen: set[str] = set()
+        unique: list[tuple[Envelope, int, int]] = []
+        for item in items:
+            if item[0].event_id not in seen:
+                seen.add(item[0].event_id)
+                unique.append(item)
+        if not unique:
+            return 0
+        names = [c for c in self.insertable_columns(table) if c not in _SERVER_COLUMNS]
+        events = [e for e, _, _ in unique]
+        data: list[list[Any]] = []
+        for name in names:
+            if name == "payload":
+                data.append([dump_event(e).decode() for e in events])
+            elif name == "kafka_partition":
+                data.append([p for _, p, _ in unique])
+            elif name == "kafka_offset":
+                data.append([o for _, _, o in unique])
+            else:  # pydantic keeps field values in __dict__; a plain dict lookup is ~2x faster than getattr
+                data.append([e.__dict__.get(name) for e in events])
+        self.client.insert(self.table(table), data, column_names=names, column_oriented=True)
+        return len(unique)
+
+    def insert_snapshots(self, snapshots: Sequence[IndicatorSnapshot]) -> int:
+        """Insert indicator snapshots in one columnar batch (idempotent: the latest computed_at wins)."""
+        if not snapshots:
+            return 0
+        data = [[getattr(s, name) for s in snapshots] for name in _SNAPSHOT_COLUMNS]
+        data[_SNAPSHOT_COLUMNS.index("computed_at")] = [_utc(s.computed_at) for s in snapshots]
+        self.client.insert(
+            self.table("indicator_snapshots"), data, column_names=list(_SNAPSHOT_COLUMNS), column_oriented=True
+        )
+        return len(snapshots)
+
+    def insert_deadletters(self, rows: Sequence[DeadLetter]) -> int:
+        """Insert rejected inputs in one columnar batch (idempotent on topic, partition, offset and received_at)."""
+        if not rows:
+            return 0
+        data = [
+            [_utc(r.received_at) for r in rows],
+            [r.source_topic for r in rows],
+            [r.partition for r in rows],
+            [r.offset for r in rows],
+            [r.reason for r in rows],
+            [bytes(r.raw) for r in rows],
+        ]
+        self.client.insert(self.table("deadletter"), data, column_names=list(_DEADLETTER_COLUMNS), column_oriented=True)
+        return len(rows)
+
+    def insert_alerts(self, alerts: Sequence[AlertEvent]) -> int:
+        """Insert alert events (raised/resolved) in one columnar batch (idempotent on alert id and state)."""
+        if not alerts:
+            return 0
+        names = list(AlertEvent.model_fields)
+        data = [[getattr(a, name) for a in alerts] for name in names]
+        self.client.insert(self.table("alerts"), data, column_names=names, column_oriented=True)
+        return len(alerts)
+
+    def close(self) -> None:
+        """Release the client (for chDB this frees the data directory for another store in this process)."""
+        self.client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(dsn: str | None = None) -> Store:
+    """Connect to the store named by ``dsn``, else ``$SCC_STORE``, else ``chdb://./var/store`` (created if missing).
+
+    The password comes only from the DSN (or the environment variable that holds it) and never appears in reprs,
+    logs or error messages.
+    """
+    target = parse_dsn(dsn or os.environ.get(ENV_VAR) or DEFAULT_DSN)
+    if target.kind == "chdb":
+        Path(target.connect_args["path"]).mkdir(parents=True, exist_ok=True)
+    try:
+        client = clickhouse_connect.get_client(**target.connect_args)
+    except Exception as exc:  # the driver's message may echo connection details: say where, not how
+        raise StoreError(f"cannot open store {target.display}: {type(exc).__name__}: {mask_dsn(str(exc))}") from None
+    return Store(client, target)
