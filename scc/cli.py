@@ -1,0 +1,330 @@
+"""The ``scc`` command line. Later acceptance checks call these commands: keep their names and options stable."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from schemas.config import ConfigError, load_config
+from schemas.settings import Settings
+
+app = typer.Typer(help="Real-time urgent and emergency care indicators for NHS System Co-ordination Centres.")
+schemas_app = typer.Typer(help="The canonical event contract.")
+db_app = typer.Typer(help="The ClickHouse store.")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store", help="Store DSN: chdb://PATH (default chdb://./var/store) or http(s)://…", envvar="SCC_STORE"
+    ),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _settings(store: str | None = None) -> Settings:
+    if store:
+        os.environ["SCC_STORE"] = store
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise _fail(f"bad SCC_* setting: {exc}") from None
+
+
+def _config(settings: Settings):  # noqa: ANN202 - PlatformConfig
+    try:
+        return load_config(settings.icb_file)
+    except ConfigError as exc:
+        raise _fail(f"configuration:\n{exc}") from None
+
+
+def _open_store(settings: Settings):  # noqa: ANN202 - Store
+    from clickhouse.store import open_store
+
+    try:
+        return open_store(settings.store)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _parse_time(value: str, option: str) -> dt.datetime:
+    try:
+        ts = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option}: not an ISO 8601 timestamp: {value!r}") from None
+    if ts.tzinfo is None:
+        raise _fail(f"{option}: give an offset (e.g. {value}+00:00 or Z): local time is ambiguous on clock-change days")
+    return ts.astimezone(dt.UTC)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    )
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path) -> None:
+    """Write one JSON Schema per event type (and one for the indicator snapshot) into DIRECTORY."""
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        typer.echo(path)
+
+
+@db_app.command("migrate")
+def db_migrate(store: StoreOption = None) -> None:
+    """Create or upgrade the store's tables (safe to run again)."""
+    from clickhouse.migrate import migrate
+
+    st = _open_store(_settings(store))
+    try:
+        applied = migrate(st)
+    finally:
+        st.close()
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "store is up to date")
+
+
+@app.command()
+def replay(
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON Lines files of canonical events", exists=True, dir_okay=False)
+    ],
+    store: StoreOption = None,
+    every_minutes: Annotated[int, typer.Option("--every", help="minutes of event time between history snapshots")] = 60,
+) -> None:
+    """Backfill: events from files into the store and the indicator history they imply (idempotent)."""
+    from clickhouse.migrate import migrate
+    from scc.replay import replay as run_replay
+
+    settings = _settings(store)
+    config = _config(settings)
+    st = _open_store(settings)
+    try:
+        migrate(st)
+        with _progress() as progress:
+            tasks: dict[str, int] = {}
+
+            def report(stage: str, done: int, total: int | None) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(
+                        {"load": "loading events", "evaluate": "evaluating"}[stage], total=total
+                    )
+                progress.update(tasks[stage], completed=done, total=total)
+
+            result = run_replay(st, config, files, every=dt.timedelta(minutes=every_minutes), progress=report)
+    finally:
+        st.close()
+    for reason in result.reject_reasons:
+        typer.echo(f"rejected {reason}", err=True)
+    typer.echo(
+        f"events: {result.events}  rejected: {result.rejected} (kept as dead letters)  snapshots: {result.snapshots}"
+        f"  alerts: {result.alerts}"
+    )
+
+
+@app.command()
+def indicators(
+    at: Annotated[str, typer.Option("--at", help="evaluation time T, ISO 8601 with offset")],
+    scope: Annotated[str | None, typer.Option("--scope", help="only this site, organisation or system code")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON list (the default output is a table)")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Every indicator as of T, from the events in the store (event-time semantics)."""
+    from scc.history import events_until
+    from streams.engine import evaluate_at
+
+    settings = _settings(store)
+    config = _config(settings)
+    when = _parse_time(at, "--at")
+    st = _open_store(settings)
+    try:
+        snapshots = evaluate_at(config, events_until(st, when), when)
+    finally:
+        st.close()
+    fields = (
+        "indicator",
+        "window",
+        "scope_type",
+        "scope_code",
+        "value",
+        "numerator",
+        "denominator",
+        "target",
+        "status",
+    )
+    rows = [{f: getattr(s, f) for f in fields} for s in snapshots if scope is None or s.scope_code == scope]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@app.command()
+def query(
+    sql: str,
+    output_format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    store: StoreOption = None,
+) -> None:
+    """Run SQL against the store (analysts: the tables are in database ``scc``)."""
+    if output_format not in ("csv", "json"):
+        raise _fail("--format must be csv or json")
+    st = _open_store(_settings(store))
+    try:
+        try:
+            rows = st.query_dicts(sql)
+        except Exception as exc:  # noqa: BLE001 - any server-side error is the user's SQL: say it plainly
+            raise _fail(f"query failed: {str(exc).splitlines()[0][:500]}") from None
+    finally:
+        st.close()
+    if output_format == "json":
+        typer.echo(json.dumps(rows, default=str, indent=1))
+    elif rows:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="write JSON Lines here")],
+    scenario: Annotated[str, typer.Option(help="normal or surge")] = "normal",
+    start: Annotated[
+        str | None, typer.Option(help="simulated start, ISO 8601 with offset (default: today 00:00 London)")
+    ] = None,
+    hours: Annotated[float, typer.Option(help="simulated hours after the start")] = 24.0,
+    warmup_days: Annotated[int, typer.Option(help="days of history before the start (beds already occupied)")] = 28,
+    seed: int = 1,
+) -> None:
+    """Write a deterministic synthetic LLR day of canonical events to a file."""
+    from connectors.files import write_jsonl
+    from connectors.simulator import SCENARIOS
+    from connectors.simulator import simulate as run_simulation
+
+    if scenario not in SCENARIOS:
+        raise _fail(f"--scenario must be one of {', '.join(SCENARIOS)}")
+    settings = _settings()
+    config = _config(settings)
+    begin = _parse_time(start, "--start") if start else _default_start()
+    events = run_simulation(
+        config.icb,
+        scenario=scenario,
+        start=begin,
+        duration=dt.timedelta(hours=hours),
+        seed=seed,
+        warmup=dt.timedelta(days=warmup_days),
+    )
+    typer.echo(f"{write_jsonl(events, out)} events written to {out}")
+
+
+def _default_start() -> dt.datetime:
+    from streams.clock import day_start
+
+    return day_start(dt.datetime.now(dt.UTC))
+
+
+@app.command()
+def demo(
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second")] = 720.0,
+    fast: Annotated[bool, typer.Option("--fast", help="as fast as possible (ignores --speed)")] = False,
+    scenario: Annotated[str, typer.Option(help="normal or surge")] = "normal",
+    hours: Annotated[float, typer.Option(help="simulated hours to run")] = 24.0,
+    start: Annotated[
+        str | None, typer.Option(help="simulated start, ISO 8601 with offset (default: today 00:00 London)")
+    ] = None,
+    seed: int = 1,
+    store: StoreOption = None,
+) -> None:
+    """The main job: broker, topics, store, worker, sink and simulator, with a live board of the indicators."""
+    from connectors.simulator import SCENARIOS
+    from scc.demo import DemoOptions, run_demo
+
+    if scenario not in SCENARIOS:
+        raise _fail(f"--scenario must be one of {', '.join(SCENARIOS)}")
+    if speed <= 0:
+        raise _fail("--speed must be positive")
+    settings = _settings(store)
+    config = _config(settings)
+    options = DemoOptions(
+        speed=None if fast else speed,
+        scenario=scenario,
+        duration=dt.timedelta(hours=hours),
+        start=_parse_time(start, "--start") if start else _default_start(),
+        seed=seed,
+    )
+    raise typer.Exit(run_demo(settings, config, options))
+
+
+@app.command()
+def worker() -> None:
+    """Run a Faust worker (the two indicator agents); scale out by starting more in the same group."""
+    from streams.app import app as faust_app
+
+    sys.argv = ["scc-worker", "worker", "--loglevel", "info"]
+    faust_app.main()
+
+
+@app.command()
+def sink(store: StoreOption = None) -> None:
+    """Run the ClickHouse sink until SIGTERM/SIGINT (flushes and commits what it holds before exiting)."""
+    from clickhouse.migrate import migrate
+    from clickhouse.store import open_store
+    from connectors.clickhouse_sink import ClickHouseSink
+
+    settings = _settings(store)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def store_factory():  # noqa: ANN202
+        st = open_store(settings.store)
+        migrate(st)
+        return st
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        run_dir = settings.data_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        sink = ClickHouseSink(settings, store_factory, status_file=run_dir / "sink-status.json")
+        stats = await sink.run(stop)
+        logging.getLogger("scc.sink").info("stopped: %s", stats)
+
+    asyncio.run(main())
+
+
+@app.command("topics")
+def topics_create() -> None:
+    """Create the platform's topics with their partition counts (on the broker in SCC_KAFKA)."""
+    from streams.topics import create_topics
+
+    created = asyncio.run(create_topics(_settings()))
+    typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
