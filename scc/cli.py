@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from grafana.cli import grafana_app
+from scc.ingest_cli import ingest_app
 from schemas.config import ConfigError, load_config
 from schemas.settings import Settings
 
@@ -25,6 +27,8 @@ schemas_app = typer.Typer(help="The canonical event contract.")
 db_app = typer.Typer(help="The ClickHouse store.")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(grafana_app, name="grafana")
 err = Console(stderr=True)
 
 StoreOption = Annotated[

@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS {db}.deadletter
     received_at DateTime64(3, 'UTC') COMMENT 'when the input was rejected',
     source_topic LowCardinality(String) COMMENT 'topic the input came from',
     `partition` Int32 COMMENT 'source partition; -1 when not from Kafka',
-    `offset` Int64 COMMENT 'source offset; -1 when not from Kafka',
+    `offset` Int64 COMMENT 'source offset; not from Kafka: -1, or a stable 63-bit key of the redacted input (HL7)',
     reason String COMMENT 'why it was rejected, naming the field (schemas.events.describe_error)',
     raw String COMMENT 'the raw bytes as received'
 )
