@@ -27,6 +27,7 @@ from schemas.alerts import AlertEvent
 from schemas.events import EventRejected, parse_event
 from schemas.indicators import IndicatorSnapshot
 from schemas.settings import Settings
+from streams.metrics import PipelineMetrics
 from streams.topics import ALERTS, DEADLETTER, INDICATORS, INPUT_TOPICS
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class ClickHouseSink:
         flush_interval: float = 1.0,
         group_id: str = SINK_GROUP,
         status_file: Path | None = None,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.store_factory = store_factory
@@ -80,6 +82,7 @@ class ClickHouseSink:
         self.group_id = group_id
         self.status_file = status_file
         self.stats = SinkStats()
+        self.metrics = metrics
         self._store: Store | None = None
         self._batch = _Batch()
 
@@ -154,6 +157,8 @@ class ClickHouseSink:
                 break
             except Exception as exc:  # any store failure: keep the batch, back off, retry
                 self.stats.failed_writes += 1
+                if self.metrics:
+                    self.metrics.sink_failure()
                 log.warning("store write failed (%s); retrying in %.1fs", exc, delay)
                 self._drop_store()
                 if not paused:
@@ -169,6 +174,10 @@ class ClickHouseSink:
         self.stats.snapshots += len(batch.snapshots)
         self.stats.dead_letters += len(batch.dead_letters)
         self.stats.alerts += len(batch.alerts)
+        if self.metrics:
+            rows = {topic: len(items) for topic, items in batch.events.items()}
+            rows |= {INDICATORS: len(batch.snapshots), DEADLETTER: len(batch.dead_letters), ALERTS: len(batch.alerts)}
+            self.metrics.sink_batch(self.stats.last_batch_seconds, rows)
         await consumer.commit()
         self._write_status()
 
@@ -202,8 +211,11 @@ class ClickHouseSink:
         sink = self
 
         class _FlushOnRevoke(ConsumerRebalanceListener):
-            async def on_partitions_revoked(self, revoked: object) -> None:
+            async def on_partitions_revoked(self, revoked: set) -> None:
                 await sink._flush(consumer)
+                if sink.metrics:
+                    for tp in revoked:
+                        sink.metrics.forget_partition(sink.group_id, tp.topic, tp.partition)
 
             async def on_partitions_assigned(self, assigned: object) -> None:
                 return None
@@ -216,6 +228,10 @@ class ClickHouseSink:
                 for tp, messages in records.items():
                     for m in messages:
                         self._add(tp.topic, tp.partition, m.offset, m.value)
+                    if self.metrics:
+                        self.metrics.events_in(tp.topic, len(messages))
+                if self.metrics and records:
+                    await self.metrics.record_consumer_lag(consumer, self.group_id)
                 if self._due():
                     await self._flush(consumer)
             await self._flush(consumer)

@@ -279,11 +279,22 @@ def demo(
     raise typer.Exit(run_demo(settings, config, options))
 
 
+def _serve_metrics(settings: Settings) -> None:
+    """Serve this process's Prometheus metrics when SCC_METRICS_PORT is set (loopback unless SCC_METRICS_HOST)."""
+    if settings.metrics_port is None:
+        return
+    from streams.metrics import start_metrics_server
+
+    server = start_metrics_server(settings.metrics_port, host=settings.metrics_host)
+    logging.getLogger("scc.metrics").info("metrics at %s", server.url)
+
+
 @app.command()
 def worker() -> None:
     """Run a Faust worker (the two indicator agents); scale out by starting more in the same group."""
     from streams.app import app as faust_app
 
+    _serve_metrics(_settings())
     sys.argv = ["scc-worker", "worker", "--loglevel", "info"]
     faust_app.main()
 
@@ -294,9 +305,11 @@ def sink(store: StoreOption = None) -> None:
     from clickhouse.migrate import migrate
     from clickhouse.store import open_store
     from connectors.clickhouse_sink import ClickHouseSink
+    from streams.metrics import default_metrics
 
     settings = _settings(store)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _serve_metrics(settings)
 
     def store_factory():  # noqa: ANN202
         st = open_store(settings.store)
@@ -310,7 +323,12 @@ def sink(store: StoreOption = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         run_dir = settings.data_dir / "run"
         run_dir.mkdir(parents=True, exist_ok=True)
-        sink = ClickHouseSink(settings, store_factory, status_file=run_dir / "sink-status.json")
+        sink = ClickHouseSink(
+            settings,
+            store_factory,
+            status_file=run_dir / "sink-status.json",
+            metrics=default_metrics(_config(settings).icb),
+        )
         stats = await sink.run(stop)
         logging.getLogger("scc.sink").info("stopped: %s", stats)
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     snapshot_heartbeat: float = Field(5.0, gt=0, description="a snapshot at least this often even without change")
     app_id: str = "scc-indicators"
     data_dir: Path = Path("var")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve Prometheus /metrics here (0: any free port)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address of /metrics; 0.0.0.0 only inside a container network")
 
     @property
     def kafka_servers(self) -> list[str]:

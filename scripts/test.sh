@@ -4,6 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test || exit $?
+# Real Prometheus and Alertmanager for the alerting test (Debian packages; the test starts and stops its own).
+bash scripts/install-monitoring.sh || exit $?
 .venv/bin/ruff check . || exit $?
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 rc=$?

@@ -39,6 +39,7 @@ from streams.aggregator import Aggregator
 from streams.alerts import AlertTracker
 from streams.entities import EntityTracker, FactUpdate
 from streams.facts import from_wire, to_wire
+from streams.metrics import PipelineMetrics, default_metrics
 from streams.topics import ALERTS, DEADLETTER, FACTS, INDICATORS, INPUT_TOPICS
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def dead_letter_record(reason: str, topic: str, partition: int, offset: int, raw
     )
 
 
-def create_app(settings: Settings, config: PlatformConfig) -> faust.App:
-    """Build the Faust app for one ICB configuration."""
+def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetrics | None = None) -> faust.App:
+    """Build the Faust app for one ICB configuration (metrics: the process's Prometheus metrics by default)."""
+    metrics = metrics if metrics is not None else default_metrics(config.icb)
     datadir = (settings.data_dir / "faust").resolve()
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -139,8 +141,10 @@ def create_app(settings: Settings, config: PlatformConfig) -> faust.App:
     async def track_entities(stream: Any) -> None:
         async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
             by_partition: dict[int, list[Any]] = {}
+            consumed: dict[str, int] = {}
             for item in batch:
                 msg = item.message
+                consumed[msg.topic] = consumed.get(msg.topic, 0) + 1
                 try:
                     event = parse_event(item.value)
                     if topic_of(event) != msg.topic:
@@ -150,8 +154,11 @@ def create_app(settings: Settings, config: PlatformConfig) -> faust.App:
                 except EventRejected as exc:
                     record = dead_letter_record(exc.reason, msg.topic, msg.partition, msg.offset, item.value)
                     await deadletter_topic.send(value=record)
+                    metrics.dead_letter(msg.topic)
                     continue
                 by_partition.setdefault(msg.partition, []).append(event)
+            for topic, n in consumed.items():
+                metrics.events_in(topic, n)
             for partition, events in by_partition.items():
                 tracker = trackers[partition]
                 for update in tracker.ingest_many(events):
@@ -186,6 +193,7 @@ def create_app(settings: Settings, config: PlatformConfig) -> faust.App:
             for snap in snapshots:
                 key = f"{snap.indicator}|{snap.window}|{snap.scope_type}|{snap.scope_code}".encode()
                 await indicators_topic.send(key=key, value=snap.model_dump_json().encode())
+            metrics.snapshots_published(snapshots)
             tracker = alert_trackers.setdefault(partition, AlertTracker(config))
             for alert in tracker.update(snapshots):
                 await alerts_topic.send(key=alert.alert_id.encode(), value=alert.model_dump_json().encode())

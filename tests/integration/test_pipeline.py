@@ -12,10 +12,12 @@ import datetime as dt
 import json
 import random
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from clickhouse.recompute import recompute
 from clickhouse.store import open_store
@@ -27,7 +29,7 @@ from schemas.config import load_config
 from schemas.indicators import IndicatorSnapshot
 from schemas.settings import Settings
 from streams.engine import evaluate_at
-from streams.topics import INDICATORS, create_topics
+from streams.topics import INDICATORS, INPUT_TOPICS, create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +88,14 @@ def _wait_for_sink(status_file: Path, events: int, timeout: float, quiet: float 
 def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
     config = load_config()
     events = list(
-        simulate(config.icb, scenario="normal", start=START, duration=dt.timedelta(hours=HOURS), seed=7, warmup=dt.timedelta(days=10))
+        simulate(
+            config.icb,
+            scenario="normal",
+            start=START,
+            duration=dt.timedelta(hours=HOURS),
+            seed=7,
+            warmup=dt.timedelta(days=10),
+        )
     )
     last_time = max(e.occurred_at for e in events)
     delivered = _delivery_order(list(events), random.Random(11))
@@ -100,17 +109,26 @@ def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
     children = []
     try:
         asyncio.run(create_topics(settings))
-        children.append(start("worker", python_module("scc.cli", "worker"), run_dir, env))
-        children.append(start("sink", python_module("scc.cli", "sink"), run_dir, env))
+        worker_metrics, sink_metrics = free_port(), free_port()
+        children.append(
+            start(
+                "worker", python_module("scc.cli", "worker"), run_dir, env | {"SCC_METRICS_PORT": str(worker_metrics)}
+            )
+        )
+        children.append(
+            start("sink", python_module("scc.cli", "sink"), run_dir, env | {"SCC_METRICS_PORT": str(sink_metrics)})
+        )
         asyncio.run(_produce(settings, delivered))
         asyncio.run(_wait_for_snapshot_at(settings, last_time, timeout=300))
         time.sleep(3)  # the worker publishes the final state within a snapshot interval
+        worker_scrape = _scrape(worker_metrics)
         worker = children[0]
         assert worker.alive(), worker.log_file.read_text()[-3000:]
         assert worker.stop(timeout=30) == 0  # a clean stop flushes what it produced
         status = _wait_for_sink(tmp_path / "var" / "run" / "sink-status.json", len(delivered), timeout=300)
         assert status["failed_writes"] == 0
         assert children[1].alive(), children[1].log_file.read_text()[-3000:]
+        sink_scrape = _scrape(sink_metrics)
     finally:
         for child in reversed(children):
             child.stop(timeout=30)
@@ -145,10 +163,47 @@ def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
             got = None if other is None else (other["value"] if isinstance(other, dict) else other.value)
             if other is None or not _close(got, row["value"]):
                 mismatches.append((source, key, row["value"], got))
-    assert not mismatches, (len(mismatches), sorted({(m[0], m[1][0], m[1][1]) for m in mismatches})[:40], mismatches[:5])
+    assert not mismatches, (
+        len(mismatches),
+        sorted({(m[0], m[1][0], m[1][1]) for m in mismatches})[:40],
+        mismatches[:5],
+    )
+    # Prometheus metrics of the live processes: what they consumed, wrote and published.
+    assert sum(v for (name, labels), v in worker_scrape.items() if name == "scc_events_in_total") == len(delivered)
+    assert (
+        worker_scrape[
+            (
+                "scc_indicator_value",
+                (
+                    ("indicator", "mofd_awaiting_plan"),
+                    ("scope_code", "QK1"),
+                    ("scope_type", "system"),
+                    ("window", "live"),
+                ),
+            )
+        ]
+        == published[("mofd_awaiting_plan", "live", "system", "QK1")]["value"]
+    )
+    assert sum(
+        v
+        for (name, labels), v in sink_scrape.items()
+        if name == "scc_sink_rows_total" and dict(labels)["topic"] in INPUT_TOPICS
+    ) == len(delivered)
+    assert sink_scrape[("scc_sink_batch_seconds_count", ())] >= 1
     # The day was a real one: beds, ED and ambulance activity all present.
     assert engine[("ga_beds_occupied", "live", "system", "QK1")].value > 1000
     assert engine[("ed_4h_pct", "today", "system", "QK1")].denominator > 100
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A process's /metrics as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def _close(a: float | None, b: float | None) -> bool:
