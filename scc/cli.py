@@ -295,7 +295,7 @@ def worker() -> None:
     from streams.app import app as faust_app
 
     _serve_metrics(_settings())
-    sys.argv = ["scc-worker", "worker", "--loglevel", "info"]
+    sys.argv = ["scc-worker", "worker", "--without-web", "--loglevel", "info"]  # Faust's CLI would re-enable its web server on 0.0.0.0
     faust_app.main()
 
 
