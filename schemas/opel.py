@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class OpelParameter(BaseModel):
@@ -13,15 +13,17 @@ class OpelParameter(BaseModel):
     indicator: str
     window: str
     weight: Annotated[float, Field(gt=0)]
-    bands: Annotated[list[float], Field(min_length=3, max_length=3)]
+    # before `bands`, so that the bands' check (below) sees it and its error points at the bands themselves
     lower_is_worse: bool = False
+    bands: Annotated[list[float], Field(min_length=3, max_length=3)]
 
-    @model_validator(mode="after")
-    def _ordered(self) -> OpelParameter:
-        expected = sorted(self.bands, reverse=self.lower_is_worse)
-        if self.bands != expected:
-            raise ValueError(f"bands must be {'descending' if self.lower_is_worse else 'ascending'}: {self.bands}")
-        return self
+    @field_validator("bands")
+    @classmethod
+    def _ordered(cls, bands: list[float], info: ValidationInfo) -> list[float]:
+        lower_is_worse = bool(info.data.get("lower_is_worse", False))
+        if bands != sorted(bands, reverse=lower_is_worse):
+            raise ValueError(f"bands must be {'descending' if lower_is_worse else 'ascending'}: {bands}")
+        return bands
 
     def score(self, value: float) -> int:
         """1 (no pressure) to 4 (severe) against the band edges."""
@@ -39,11 +41,12 @@ class OpelFramework(BaseModel):
     parameters: dict[str, OpelParameter]
     level_cutoffs: Annotated[list[float], Field(min_length=3, max_length=3)]
 
-    @model_validator(mode="after")
-    def _ascending(self) -> OpelFramework:
-        if self.level_cutoffs != sorted(self.level_cutoffs):
-            raise ValueError(f"level_cutoffs must be ascending: {self.level_cutoffs}")
-        return self
+    @field_validator("level_cutoffs")
+    @classmethod
+    def _ascending(cls, cutoffs: list[float]) -> list[float]:
+        if cutoffs != sorted(cutoffs):
+            raise ValueError(f"level_cutoffs must be ascending: {cutoffs}")
+        return cutoffs
 
     def level(self, score: float) -> int:
         return 1 + sum(score >= cut for cut in self.level_cutoffs)

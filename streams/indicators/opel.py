@@ -11,24 +11,30 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 from schemas.config import Icb
-from schemas.opel import OpelFramework
+from schemas.opel import OpelFramework, OpelParameter
 from streams.facts import DeclaredLevelFact
 from streams.indicators.rows import Row
 
 
 def compute(rows: Iterable[Row], framework: OpelFramework) -> Iterator[Row]:
     """``opel_score`` (0–100, numerator weighted points, denominator maximum points) and ``opel_level`` (1–4)."""
-    wanted = {(p.indicator, p.window): p for p in framework.parameters.values()}
+    # Two parameters may read the same indicator and window (e.g. with different bands): each one counts.
+    wanted: dict[tuple[str, str], list[OpelParameter]] = defaultdict(list)
+    for p in framework.parameters.values():
+        wanted[(p.indicator, p.window)].append(p)
     points: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for row in rows:
-        parameter = wanted.get((row.indicator, row.window))
-        if parameter is None or row.value is None:
+        parameters = wanted.get((row.indicator, row.window))
+        if not parameters or row.value is None:
             continue
         acc = points[(row.scope_type, row.scope_code)]
-        acc[0] += parameter.weight * (parameter.score(row.value) - 1)
-        acc[1] += parameter.weight * 3
+        for parameter in parameters:
+            acc[0] += parameter.weight * (parameter.score(row.value) - 1)
+            acc[1] += parameter.weight * 3
     for (scope_type, code), (got, most) in points.items():
-        score = 100.0 * got / most
+        # Rounded before banding: with fractional weights the float sums can land a hair below a cut-off the exact
+        # score meets (weights 1.1, 3 of 12 points: 24.999999999999996, not 25).
+        score = round(100.0 * got / most, 9)
         yield Row("opel_score", "live", scope_type, code, score, got, most)
         level = float(framework.level(score))
         yield Row("opel_level", "live", scope_type, code, level, level, None)
