@@ -19,6 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from grafana.cli import grafana_app
 from scc.ingest_cli import ingest_app
+from scc.report_cli import report_app
+from scc.stack_cli import stack_app
 from schemas.config import ConfigError, load_config
 from schemas.settings import Settings
 
@@ -29,6 +31,8 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(grafana_app, name="grafana")
+app.add_typer(stack_app, name="stack")
+app.add_typer(report_app, name="report")
 err = Console(stderr=True)
 
 StoreOption = Annotated[

@@ -34,6 +34,24 @@ FINAL_SNAPSHOT_WAIT_S = 60.0
 SUMMARY_EVERY_S = 5.0
 
 
+def external_broker() -> bool:
+    """True when ``SCC_KAFKA`` names a broker: use it and start no Tansu (``scc demo`` and ``scc stack up``)."""
+    return "SCC_KAFKA" in os.environ
+
+
+def pipeline_env(settings: Settings) -> dict[str, str]:
+    """Environment of the worker and sink children: the broker and the store this process uses."""
+    env = {"SCC_KAFKA": settings.kafka}
+    if settings.store:
+        env["SCC_STORE"] = settings.store
+    return env
+
+
+def start_pipeline_process(command: str, run_dir: Path, env: dict[str, str], name: str | None = None) -> Child:
+    """``scc worker`` or ``scc sink`` as a child, its pid file and log named ``name`` (default: the command)."""
+    return start(name or command, python_module("scc.cli", command), run_dir, env)
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     speed: float | None
@@ -75,18 +93,16 @@ class _Demo:
             self._stop_services()
 
     async def _start_services(self) -> None:
-        if "SCC_KAFKA" not in os.environ:
+        if not external_broker():
             port = free_port()
             self.console.print(f"starting Tansu broker on 127.0.0.1:{port} …")
             self.children.append(start_broker(port, self.run_dir))
             self.settings = self.settings.model_copy(update={"kafka": f"127.0.0.1:{port}"})
         created = await create_topics(self.settings)
         self.console.print(f"topics ready ({len(created)} created); starting worker and sink …")
-        env = {"SCC_KAFKA": self.settings.kafka}
-        if self.settings.store:
-            env["SCC_STORE"] = self.settings.store
-        self.children.append(start("worker", python_module("scc.cli", "worker"), self.run_dir, env))
-        self.children.append(start("sink", python_module("scc.cli", "sink"), self.run_dir, env))
+        env = pipeline_env(self.settings)
+        self.children.append(start_pipeline_process("worker", self.run_dir, env))
+        self.children.append(start_pipeline_process("sink", self.run_dir, env))
 
     async def _simulate_and_watch(self) -> None:
         watcher = asyncio.create_task(self._watch_indicators())
