@@ -155,7 +155,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _load_yaml_model(path: Path, model: type[BaseModel]) -> Any:
+def load_yaml_model(path: Path, model: type[BaseModel]) -> Any:
+    """Validate a YAML file against a model; ConfigError lines say file:line: field: problem."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -177,13 +178,13 @@ def _load_yaml_model(path: Path, model: type[BaseModel]) -> Any:
 
 
 def load_icb(path: Path = DEFAULT_ICB_FILE) -> Icb:
-    return _load_yaml_model(Path(path), Icb)
+    return load_yaml_model(Path(path), Icb)
 
 
 def load_target_years(directory: Path = TARGETS_DIR) -> dict[str, TargetYear]:
     years: dict[str, TargetYear] = {}
     for file in sorted(Path(directory).glob("*.yaml")):
-        year = _load_yaml_model(file, TargetYear)
+        year = load_yaml_model(file, TargetYear)
         years[year.financial_year] = year
     return years
 
@@ -196,5 +197,5 @@ def load_config(icb_file: Path | None = None, targets_dir: Path | None = None) -
     return PlatformConfig(
         icb=icb,
         target_years=load_target_years(targets_dir or TARGETS_DIR),
-        opel=_load_yaml_model(opel_path, OpelFramework),
+        opel=load_yaml_model(opel_path, OpelFramework),
     )

@@ -12,11 +12,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.hl7.timestamps import LocalTimePolicy
-from schemas.config import CONFIG_DIR, ConfigError, Icb, _line_of
+from schemas.config import CONFIG_DIR, Icb, load_yaml_model
 from schemas.events import AdmissionMethod, ArrivalMode, BedCategory, DepartmentType, Disposal, OdsCode
 
 HL7_CONFIG_DIR = CONFIG_DIR / "hl7"
@@ -206,27 +205,6 @@ class Hl7Config(_Strict):
                 if icb.org_of_site.get(ward.site) != org:
                     problems.append(f"wards organisations.{org}.{code}: site {ward.site!r} is not a site of {org}")
         return problems
-
-
-def load_yaml_model(path: Path, model: type[BaseModel]) -> Any:
-    """Validate a YAML file against a model; ConfigError lines say file:line: field: problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"{path}:{_line_of(root, err['loc']) or '?'}: {where}: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from None
 
 
 def load_hl7_config(mapping_file: Path | None = None, wards_file: Path | None = None) -> Hl7Config:
