@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from grafana.cli import grafana_app
+from scc.access_cli import access_app
 from scc.ingest_cli import ingest_app
 from scc.report_cli import report_app
 from scc.stack_cli import stack_app
@@ -29,6 +30,7 @@ schemas_app = typer.Typer(help="The canonical event contract.")
 db_app = typer.Typer(help="The ClickHouse store.")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(db_app, name="db")
+db_app.add_typer(access_app, name="access")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(grafana_app, name="grafana")
 app.add_typer(stack_app, name="stack")

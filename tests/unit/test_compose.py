@@ -15,6 +15,7 @@ import yaml
 from grafana.build import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+ACCESS_XML = ROOT / "deploy/clickhouse/users.d/scc-access.xml"
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 LONG_RUNNING = ["kafka", "clickhouse", "worker", "sink", "prometheus", "alertmanager", "grafana"]
 PLATFORM = ["topics", "migrate", "worker", "sink", "simulator"]
@@ -104,9 +105,18 @@ def test_platform_services_reach_kafka_and_clickhouse() -> None:
         store = urlsplit(e["SCC_STORE"])
         assert store.scheme == "http" and store.hostname in SERVICES and store.port in exposed(store.hostname), name
         assert store.path.strip("/") == env("clickhouse")["CLICKHOUSE_DB"], name
-        assert store.username == env("clickhouse")["CLICKHOUSE_USER"], name
-        assert store.password == "from-env-CLICKHOUSE_PASSWORD", "no password in compose.yaml: it comes from .env"
-        assert "${CLICKHOUSE_PASSWORD:?" in env(name, raw=True)["SCC_STORE"], "compose refuses to start without it"
+        # The migrator is the admin compose creates; every other service writes as scc_pipeline (users.d).
+        user, variable = (
+            (env("clickhouse")["CLICKHOUSE_USER"], "CLICKHOUSE_PASSWORD")
+            if name == "migrate"
+            else ("scc_pipeline", "CLICKHOUSE_WRITER_PASSWORD")
+        )
+        assert store.username == user, name
+        assert store.password == f"from-env-{variable}", "no password in compose.yaml: it comes from .env"
+        assert f"${{{variable}:?" in env(name, raw=True)["SCC_STORE"], "compose refuses to start without it"
+        assert variable in env("clickhouse"), "the server gets the same password"
+    users = ACCESS_XML.read_text(encoding="utf-8")
+    assert "<scc_pipeline>" in users and "CLICKHOUSE_WRITER_PASSWORD" in users
     assert (ROOT / SERVICES["simulator"]["entrypoint"][1]).is_file()
 
 
