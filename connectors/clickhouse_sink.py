@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from clickhouse.store import DeadLetter, Store
 from schemas.alerts import AlertEvent
-from schemas.events import EventRejected, parse_event
+from schemas.events import EventRejected, parse_event, topic_of
 from schemas.indicators import IndicatorSnapshot
 from schemas.settings import Settings
 from streams.metrics import PipelineMetrics
@@ -119,6 +119,8 @@ class ClickHouseSink:
         else:
             try:
                 event = parse_event(value or b"")
+                if topic_of(event) != topic:  # would not fit the topic's raw table: the write would fail forever
+                    raise EventRejected(f"event_type: {event.event_type!r} does not belong on topic {topic}")
             except EventRejected:
                 self.stats.skipped_invalid += 1  # the stream worker dead-letters it with the reason
                 return
