@@ -177,7 +177,7 @@ def _document(rows: list[str], bad_rows: list[str], notes: list[str], seconds: f
             "",
             f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; total run time {seconds / 60:.1f} min",
             f"- machine: {machine}; Python {platform.python_version()}",
-            f"- re-run: `cd /work/main && . .venv/bin/activate && {COMMAND}` (or `--only sink` for one scenario);",
+            f"- re-run: from the repository root, `. .venv/bin/activate && {COMMAND}` (or `--only sink` for one scenario);",
             "  the same scenarios as tests: `pytest -m integration tests/integration/test_faults.py`",
             "",
             "## Faults",
