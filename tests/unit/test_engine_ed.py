@@ -521,3 +521,24 @@ def test_unknown_site_is_rejected_and_counts_nowhere() -> None:
     assert engine.ingest([bad, good]) == 1
     assert [reason for _, reason in engine.rejected] == ["site_code: unknown site 'RWEZZ' for ICB QK1"]
     assert Snapshot(engine.snapshot(when(t("10:00")))).value("ed_in_department", "live") == 1.0
+
+
+def test_twelve_hours_and_attendances_by_department_type() -> None:
+    # Today at RWEAA: type 1 — a 12 h 1 min stay (over 12 h from arrival) and a 3 h stay; type 3 — a 1 h stay.
+    events = [
+        *ed_attendance("k1", t("00:30"), t("12:31"), department_type="1"),  # 12:01 > 12 h
+        *ed_attendance("k2", t("08:00"), t("11:00"), department_type="1"),
+        *ed_attendance("k3", t("09:00"), t("10:00"), department_type="3"),
+    ]
+    snap = evaluate(events, t("14:00"))
+    t1 = snap.row("ed_12h_pct_type1", "today")
+    assert (t1.numerator, t1.denominator, t1.value) == (1.0, 2.0, 50.0)  # k1 of k1, k2
+    t3 = snap.row("ed_12h_pct_type3", "today", "site", "RWEAA")
+    assert (t3.numerator, t3.denominator, t3.value) == (0.0, 1.0, 0.0)  # k3: 1 h
+    all_types = snap.row("ed_12h_pct", "today")
+    assert (all_types.numerator, all_types.denominator) == (1.0, 3.0)  # k1 of 3 → 33.3%
+    # No type 2 department in LLR: its rows are there, empty (0 attendances, 0/0 with no value).
+    assert snap.value("ed_attendances_type2", "today") == 0.0
+    assert snap.value("ed_attendances_type1", "today") == 2.0
+    t2 = snap.row("ed_12h_pct_type2", "today")
+    assert (t2.numerator, t2.denominator, t2.value) == (0.0, 0.0, None)
