@@ -3,6 +3,11 @@
 Strict on purpose: the contract is the platform's public face to data suppliers, so a naive timestamp, an unknown
 event type, a wrong enum value, a wrong JSON type or a missing field is rejected with a message that names the field
 (see :func:`describe_error`) rather than coerced into something that later skews an indicator.
+
+Bounds (docs/definitions.md, "Bad input"): a record over :data:`MAX_EVENT_BYTES` is rejected before it is parsed;
+``occurred_at`` before :data:`EARLIEST_OCCURRED_AT`, or (on the wire, :func:`parse_event`) more than
+:data:`MAX_FUTURE` after the receiver's clock, is rejected — one event from 2099 would otherwise become every
+worker's live evaluation time, and either would break the store's ``DateTime64`` range.
 """
 
 from __future__ import annotations
@@ -22,14 +27,36 @@ from pydantic import (
 )
 
 SCHEMA_VERSION = 1
+MAX_EVENT_BYTES = 64 * 1024
+"""Largest accepted record (an event is well under 1 KiB); checked before parsing."""
+EARLIEST_OCCURRED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+"""No event of this platform happened before 2000: earlier times are typos or epoch defaults."""
+MAX_FUTURE = dt.timedelta(days=1)
+"""How far after the receiver's clock an ``occurred_at`` may be (clock skew and local-time slips, not more)."""
+EARLIEST_DATE = dt.date(2000, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC)
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: no UTC instant exists
+        raise ValueError("is outside the representable range") from None
+    if utc < EARLIEST_OCCURRED_AT:
+        raise ValueError(f"{utc.isoformat()} is before {EARLIEST_OCCURRED_AT.date().isoformat()}")
+    return utc
+
+
+def _plausible_date(value: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"{value.isoformat()} is outside {EARLIEST_DATE.isoformat()}..{LATEST_DATE.isoformat()}")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""RFC 3339 timestamp with an offset; naive timestamps are rejected; normalised to UTC."""
+"""RFC 3339 timestamp with an offset, not before 2000; naive timestamps are rejected; normalised to UTC."""
+PlausibleDate = Annotated[dt.date, AfterValidator(_plausible_date)]
+"""A calendar date within 2000..2100 (the store's ``Date`` column holds 1970..2149)."""
 
 OdsCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{3,6}$", description="ODS organisation or site code")]
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
@@ -200,7 +227,7 @@ class AdtDischargeCancelled(SpellEvent):
 
 class DischargeReadyDateSet(SpellEvent):
     event_type: Literal["discharge.ready_date_set"]
-    discharge_ready_date: dt.date
+    discharge_ready_date: PlausibleDate
     pathway: Pathway | None = None
 
 
@@ -324,16 +351,33 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
-    """Validate one event from JSON bytes/str or a dict; raise :class:`EventRejected` naming the field."""
+def parse_event(raw: bytes | str | dict[str, Any] | None, *, now: dt.datetime | None = None) -> Event:
+    """Validate one event from JSON bytes/str or a dict; raise :class:`EventRejected` naming the field.
+
+    ``now`` is the receiver's clock for the future bound (default: the wall clock); nothing else is ever raised.
+    """
+    if raw is None:
+        raise EventRejected("event: empty record (no value)")
     try:
         if isinstance(raw, dict):
             raw = orjson.dumps(raw)
-        return EVENT_ADAPTER.validate_json(raw)
+        size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
+        if size > MAX_EVENT_BYTES:
+            raise EventRejected(f"event: record of {size} bytes is over the {MAX_EVENT_BYTES} byte limit")
+        event = EVENT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
         raise EventRejected(describe_error(exc)) from None
-    except ValueError as exc:  # not JSON at all
+    except EventRejected:
+        raise
+    except (ValueError, TypeError) as exc:  # not JSON at all, or a dict that is not serialisable
         raise EventRejected(f"event: not valid JSON ({exc})") from None
+    clock = now or dt.datetime.now(dt.UTC)
+    if event.occurred_at > clock + MAX_FUTURE:
+        raise EventRejected(
+            f"occurred_at: {event.occurred_at.isoformat()} is in the future (more than {MAX_FUTURE.days} day after "
+            f"the receiver's clock, {clock.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ})"
+        )
+    return event
 
 
 def topic_of(event: Envelope) -> str:

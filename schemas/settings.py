@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     input_partitions: int = Field(4, ge=1, description="partitions of scc.ed/ambulance/adt/discharge (co-partitioned)")
     snapshot_interval: float = Field(2.0, gt=0, description="seconds between indicator snapshots when data changes")
     snapshot_heartbeat: float = Field(5.0, gt=0, description="a snapshot at least this often even without change")
+    orphan_after_minutes: float = Field(
+        60.0,
+        gt=0,
+        description="report an entity whose opening event has not come (e.g. a departure with no arrival) as an "
+        "orphan once its opener topic's event clock is this many minutes past its earliest event",
+    )
     app_id: str = "scc-indicators"
     data_dir: Path = Path("var")
     metrics_port: int | None = Field(

@@ -29,17 +29,19 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas import events as ev
 from schemas.config import PlatformConfig, load_config
-from schemas.events import EventRejected, parse_event, topic_of
+from schemas.events import EventRejected, parse_event
 from schemas.settings import Settings
 from streams.aggregator import Aggregator
 from streams.alerts import AlertTracker
 from streams.entities import EntityTracker, FactUpdate
-from streams.facts import from_wire, to_wire
+from streams.facts import FACT_TYPES, from_wire, to_wire
 from streams.metrics import PipelineMetrics, default_metrics
+from streams.orphans import orphan_counter, stable_key
 from streams.topics import ALERTS, DEADLETTER, FACTS, INDICATORS, INPUT_TOPICS
 
 log = logging.getLogger(__name__)
@@ -99,15 +101,38 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
     tasks: list[asyncio.Task[None]] = []
     emitted: dict[int, tuple[int, float]] = {}  # partition -> (aggregator version, monotonic time) last published
 
+    orphan_after = dt.timedelta(minutes=settings.orphan_after_minutes)
+    orphans_total = orphan_counter(metrics.registry)
+    rebuilding: set[int] = set()
+    set_aside: dict[int, list[tuple[ev.Envelope, str]]] = {}  # partition -> events the tracker excluded, why
+
+    def tracker_of(partition: int) -> EntityTracker:
+        tracker = trackers.get(partition)
+        if tracker is None:
+            tracker = trackers[partition] = EntityTracker(
+                icb, on_reject=lambda event, reason: set_aside.setdefault(partition, []).append((event, reason))
+            )
+        return tracker
+
+    async def send_dead_letter(reason: str, topic: str, partition: int, offset: int, raw: bytes | None) -> None:
+        await deadletter_topic.send(value=dead_letter_record(reason, topic, partition, offset, raw))
+        metrics.dead_letter(topic)
+
     async def send_fact(update: FactUpdate, tracker: EntityTracker) -> None:
         value = to_wire(update.kind, update.entity_id, update.fact, tracker.clock, update.evidence)  # type: ignore[arg-type]
         await facts_topic.send(key=icb.code.encode(), value=value)
 
     async def rebuild_entities(partition: int) -> None:
         """Refill a partition's entity state from its retained input log, then re-send every fact."""
-        tracker = trackers.setdefault(partition, EntityTracker(icb))
+        tracker = tracker_of(partition)
         tps = [TopicPartition(topic, partition) for topic in INPUT_TOPICS]
-        read = await replay_partitions(settings, app.conf.id, tps, lambda raws: _ingest_quietly(tracker, raws))
+        rebuilding.add(partition)  # already added when scheduled; kept here for direct callers
+        try:
+            read = await replay_partitions(
+                settings, app.conf.id, tps, lambda records: _ingest_quietly(tracker, records)
+            )
+        finally:
+            rebuilding.discard(partition)
         for update in tracker.current():
             await send_fact(update, tracker)
         if tracker.clock is not None:
@@ -120,7 +145,10 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
         recovering.add(partition)
         try:
             read = await replay_partitions(
-                settings, app.conf.id, [TopicPartition(FACTS, partition)], lambda raws: _apply_facts(aggregator, raws)
+                settings,
+                app.conf.id,
+                [TopicPartition(FACTS, partition)],
+                lambda records: _apply_facts(aggregator, [r.value for r in records]),
             )
         finally:
             recovering.discard(partition)
@@ -132,6 +160,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
         for tp in assigned:
             if tp.topic in INPUT_TOPICS and tp.partition not in building_entities:
                 building_entities.add(tp.partition)
+                rebuilding.add(tp.partition)  # no orphan sweeps until the retained events are back
                 tasks.append(asyncio.create_task(rebuild_entities(tp.partition)))
             elif tp.topic == FACTS and tp.partition not in building_aggregates:
                 building_aggregates.add(tp.partition)
@@ -142,28 +171,38 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
         async for batch in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
             by_partition: dict[int, list[Any]] = {}
             consumed: dict[str, int] = {}
+            origin: dict[int, tuple[int, bytes]] = {}  # id(event) -> (offset, raw bytes), for this batch
             for item in batch:
                 msg = item.message
                 consumed[msg.topic] = consumed.get(msg.topic, 0) + 1
                 try:
-                    event = parse_event(item.value)
-                    if topic_of(event) != msg.topic:
-                        raise EventRejected(f"event_type: {event.event_type!r} does not belong on topic {msg.topic}")
-                    tracker = trackers.setdefault(msg.partition, EntityTracker(icb))
+                    event = _parse_record(item.value, msg.topic, msg.timestamp)
+                    tracker = tracker_of(msg.partition)
                     tracker.check_known(event)
                 except EventRejected as exc:
-                    record = dead_letter_record(exc.reason, msg.topic, msg.partition, msg.offset, item.value)
-                    await deadletter_topic.send(value=record)
-                    metrics.dead_letter(msg.topic)
+                    await send_dead_letter(exc.reason, msg.topic, msg.partition, msg.offset, item.value)
                     continue
+                origin[id(event)] = (msg.offset, item.value)
                 by_partition.setdefault(msg.partition, []).append(event)
             for topic, n in consumed.items():
                 metrics.events_in(topic, n)
             for partition, events in by_partition.items():
                 tracker = trackers[partition]
-                for update in tracker.ingest_many(events):
+                updates = tracker.ingest_many(events)
+                for event, reason in set_aside.pop(partition, []):
+                    offset, raw = origin.get(id(event), (None, None))
+                    if offset is None:  # held from an earlier batch: no record at hand, a stable key instead
+                        await send_dead_letter(reason, ev.topic_of(event), -1, stable_key(f"set-aside:{event.event_id}"),
+                                               ev.dump_event(event))  # fmt: skip
+                    else:
+                        await send_dead_letter(reason, ev.topic_of(event), partition, offset, raw)
+                for update in updates:
                     await send_fact(update, tracker)
                 await facts_topic.send(key=icb.code.encode(), value=orjson.dumps([CLOCK_KIND, "", None, tracker.clock]))
+                if partition not in rebuilding:  # a half-rebuilt state would see openers as missing
+                    for orphan in tracker.orphans(orphan_after):
+                        await send_dead_letter(orphan.reason(), orphan.topic, -1, orphan.key(), orphan.summary())
+                        orphans_total.labels(orphan.kind).inc()
 
     @app.agent(facts_topic, name="aggregate")
     async def aggregate(stream: Any) -> None:
@@ -172,12 +211,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
                 aggregator = aggregators.get(item.message.partition)
                 if aggregator is None:
                     aggregator = aggregators[item.message.partition] = Aggregator(config)
-                if orjson.loads(item.value)[0] == CLOCK_KIND:
-                    aggregator.observe(dt.datetime.fromisoformat(orjson.loads(item.value)[3]))
-                    continue
-                kind, entity_id, fact, clock, evidence = from_wire(item.value)
-                aggregator.apply(kind, entity_id, fact, evidence)
-                aggregator.observe(clock)
+                _apply_facts(aggregator, [item.value])
 
     @app.timer(interval=settings.snapshot_interval, name="publish_snapshots")
     async def publish_snapshots() -> None:
@@ -204,6 +238,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
         for tp in revoked:
             if tp.topic in INPUT_TOPICS:
                 trackers.pop(tp.partition, None)
+                set_aside.pop(tp.partition, None)
                 building_entities.discard(tp.partition)
             elif tp.topic == FACTS:
                 building_aggregates.discard(tp.partition)
@@ -214,31 +249,71 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
     return app
 
 
-def _ingest_quietly(tracker: EntityTracker, raws: list[bytes]) -> None:
+def _parse_record(raw: bytes | None, topic: str, timestamp: float | None) -> ev.Envelope:
+    """Validate one input record; raise :class:`EventRejected` with the reason (never anything else).
+
+    The future bound is measured from the record's own timestamp (seconds), capped by the wall clock, so a rebuild
+    long afterwards decides exactly as live processing did and a producer cannot widen it with a future timestamp.
+    """
+    now = dt.datetime.now(dt.UTC)
+    if timestamp is not None and timestamp > 0:
+        now = min(now, dt.datetime.fromtimestamp(timestamp, dt.UTC))
+    try:
+        event = parse_event(raw, now=now)
+    except EventRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one record (dead-lettered), not the worker
+        raise EventRejected(f"event: could not be decoded ({type(exc).__name__})") from None
+    if ev.topic_of(event) != topic:
+        raise EventRejected(f"event_type: {event.event_type!r} does not belong on topic {topic}")
+    return event
+
+
+def _ingest_quietly(tracker: EntityTracker, records: list[ConsumerRecord]) -> None:
     """Fold retained events into the tracker without emitting (bad ones were dead-lettered the first time)."""
     events = []
-    for raw in raws:
+    for record in records:
         try:
-            event = parse_event(raw)
+            event = _parse_record(record.value, record.topic, record.timestamp / 1000 if record.timestamp else None)
             tracker.check_known(event)
         except EventRejected:
             continue
         events.append(event)
-    tracker.ingest_many(events)
+    tracker.ingest_many(events, report=False)
 
 
-def _apply_facts(aggregator: Aggregator, raws: list[bytes]) -> None:
+FACT_DECODING_ERRORS = (ValueError, TypeError, IndexError, KeyError)
+"""What :func:`streams.facts.from_wire` raises on a record it cannot read (tests/unit/test_fuzz_decoders.py)."""
+
+
+def _apply_facts(aggregator: Aggregator, raws: list[bytes | None]) -> None:
+    """Apply fact updates and clock ticks; a record that cannot be read is logged and skipped (only workers write
+    ``scc.facts``, so it is a bug or tampering, and one bad record must not stop the aggregate)."""
     for raw in raws:
-        if orjson.loads(raw)[0] == CLOCK_KIND:
-            aggregator.observe(dt.datetime.fromisoformat(orjson.loads(raw)[3]))
+        try:
+            record = orjson.loads(raw or b"")
+            if record[0] == CLOCK_KIND:
+                tick = dt.datetime.fromisoformat(record[3])
+                if tick.tzinfo is None:
+                    raise ValueError("naive clock")
+                aggregator.observe(tick)
+                continue
+            kind, entity_id, fact, clock, evidence = from_wire(raw or b"")
+            if (
+                kind not in FACT_TYPES
+                or clock.tzinfo is None
+                or (fact is not None and type(fact) is not FACT_TYPES[kind])
+            ):
+                raise ValueError(f"not a fact update of a known kind: {str(kind)[:20]!r}")
+        except FACT_DECODING_ERRORS as exc:
+            log.warning("skipped an unreadable scc.facts record (%s: %s)", type(exc).__name__, str(exc)[:200])
             continue
-        kind, entity_id, fact, clock, evidence = from_wire(raw)
         aggregator.apply(kind, entity_id, fact, evidence)
         aggregator.observe(clock)
 
 
 async def replay_partitions(
-    settings: Settings, group_id: str, tps: list[TopicPartition], handle: Callable[[list[bytes]], None]
+    settings: Settings, group_id: str, tps: list[TopicPartition], handle: Callable[[list[ConsumerRecord]], None]
 ) -> int:
     """Read partitions from their first retained offset up to the group's committed offsets; return records read.
 
@@ -271,16 +346,16 @@ async def replay_partitions(
             if all(positions[tp] >= stop for tp, stop in stop_at.items()):
                 break
             batch = await consumer.getmany(timeout_ms=500, max_records=BATCH_MAX)
-            raws = [
-                m.value
+            records = [
+                m
                 for messages in batch.values()
                 for m in messages
                 if m.offset < stop_at[TopicPartition(m.topic, m.partition)]
             ]
             idle = 0 if batch else idle + 1
-            if raws:
-                handle(raws)
-                read += len(raws)
+            if records:
+                handle(records)
+                read += len(records)
     finally:
         await consumer.stop()
     return read

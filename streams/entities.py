@@ -3,12 +3,21 @@
 Keeps each entity's events deduplicated by ``event_id`` and sorted by (occurred_at, event_id), and re-derives the
 entity's fact whenever an event changes it. This is what makes late, duplicate and out-of-order delivery harmless:
 the fact depends only on the set of events, never on their arrival order.
+
+Two rules on top (docs/definitions.md, "Bad input" and "Orphans"):
+
+- an ``ed.departed`` timed before the attendance's (earliest) arrival is excluded from the attendance — rejected
+  when the arrival is already known, dropped from the held events when the arrival comes later — and reported
+  through ``on_reject``; so the fact is the same in either delivery order;
+- an entity whose opening event (:data:`streams.orphans.OPENERS`) has not come is held and, once its opener topic's
+  event clock is ``orphan_after`` past its earliest event, returned once by :meth:`EntityTracker.orphans`.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from schemas import events as ev
@@ -16,6 +25,7 @@ from schemas.config import Icb
 from schemas.events import EventRejected
 from streams.derive import derive_attendance, derive_declared_level, derive_incident, derive_spell
 from streams.facts import Fact, FactKind
+from streams.orphans import OPENER_TOPIC, OPENERS, Orphan
 
 KIND_OF_TOPIC: dict[str, FactKind] = {
     "scc.opel": "opel",
@@ -37,6 +47,30 @@ class _Entity:
     keys: list[tuple[dt.datetime, str]] = field(default_factory=list)
     events: list[ev.Envelope] = field(default_factory=list)
     fact: Fact | None = None
+    opened: bool = False
+    orphan_reported: bool = False
+    excluded: list[ev.EdDeparted] = field(default_factory=list)
+    """Departures timed before the attendance's arrival: kept aside (not derived from), still duplicates."""
+
+    @property
+    def evidence(self) -> int:
+        """Distinct events seen (excluded ones too, so the count only grows)."""
+        return len(self.events) + len(self.excluded)
+
+    def arrival(self) -> dt.datetime | None:
+        """The earliest ``ed.arrived`` (events are sorted)."""
+        return next((e.occurred_at for e in self.events if isinstance(e, ev.EdArrived)), None)
+
+
+RejectHandler = Callable[[ev.Envelope, str], None]
+"""Called with an event the tracker set aside after accepting it for checking, and why."""
+
+
+def departure_reason(departure: ev.Envelope, arrival: dt.datetime) -> str:
+    return (
+        f"occurred_at: ed.departed {departure.event_id!r} at {departure.occurred_at.isoformat()} is before the "
+        f"attendance's arrival at {arrival.isoformat()}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +89,16 @@ class FactUpdate:
 class EntityTracker:
     """Per-entity event logs for every kind; :meth:`ingest` returns the fact update an event causes, if any."""
 
-    def __init__(self, icb: Icb) -> None:
+    def __init__(self, icb: Icb, on_reject: RejectHandler | None = None) -> None:
         self._icb = icb
         self._entities: dict[FactKind, dict[str, _Entity]] = {"ed": {}, "ambulance": {}, "spell": {}, "opel": {}}
         self.clock: dt.datetime | None = None
         """Latest ``occurred_at`` seen: the live evaluation time."""
+        self.topic_clocks: dict[str, dt.datetime] = {}
+        """Latest ``occurred_at`` seen per topic (orphans wait on their opener topic's clock)."""
+        self.on_reject = on_reject
+        self._pending: dict[tuple[FactKind, str], dt.datetime] = {}
+        """Entities without their opening event (not yet reported): earliest held ``occurred_at``."""
 
     def check_known(self, event: ev.Envelope) -> None:
         """Reject events for organisations or sites the ICB configuration does not know."""
@@ -70,25 +109,105 @@ class EntityTracker:
         if event.site_code is not None and event.site_code not in self._icb.sites:
             raise EventRejected(f"site_code: unknown site {event.site_code!r} for ICB {self._icb.code}")
 
-    def add(self, event: ev.Envelope) -> tuple[FactKind, str] | None:
-        """Record an event; return its entity when the event was new (a duplicate returns None)."""
+    def add(self, event: ev.Envelope, *, report: bool = True) -> tuple[FactKind, str] | None:
+        """Record an event; return its entity when the event was new (a duplicate returns None).
+
+        A departure before the attendance's arrival is set aside (see the module doc) and reported to ``on_reject``
+        unless ``report`` is false (a rebuild, whose events were reported the first time).
+        """
         self.check_known(event)
-        kind = KIND_OF_TOPIC[ev.topic_of(event)]
+        topic = ev.topic_of(event)
+        kind = KIND_OF_TOPIC[topic]
         entity_id = ev.key_of(event)
         entity = self._entities[kind].get(entity_id)
         if entity is None:
-            entity = self._entities[kind][entity_id] = _Entity()
+            entity = self._entities[kind][entity_id] = _Entity(opened=kind not in OPENERS)
         sort_key = (event.occurred_at, event.event_id)
         i = bisect.bisect_left(entity.keys, sort_key)
         if i < len(entity.keys) and entity.keys[i] == sort_key:
             return None
-        if any(e.event_id == event.event_id for e in entity.events):
+        if any(e.event_id == event.event_id for e in entity.events) or any(
+            e.event_id == event.event_id for e in entity.excluded
+        ):
             return None  # same id redelivered with another time: first copy wins
-        entity.keys.insert(i, sort_key)
-        entity.events.insert(i, event)
         if self.clock is None or event.occurred_at > self.clock:
             self.clock = event.occurred_at
+        if topic not in self.topic_clocks or event.occurred_at > self.topic_clocks[topic]:
+            self.topic_clocks[topic] = event.occurred_at
+        if isinstance(event, ev.EdDeparted):
+            arrival = entity.arrival()
+            if arrival is not None and event.occurred_at < arrival:
+                entity.excluded.append(event)
+                if report and self.on_reject is not None:
+                    self.on_reject(event, departure_reason(event, arrival))
+                return kind, entity_id  # evidence grew: an update with the same fact is harmless
+        entity.keys.insert(i, sort_key)
+        entity.events.insert(i, event)
+        if kind in OPENERS:
+            self._track_opening(kind, entity_id, entity, event)
+        if isinstance(event, ev.EdArrived):
+            self._exclude_departures_before_arrival(entity, report=report)
         return kind, entity_id
+
+    def _track_opening(self, kind: FactKind, entity_id: str, entity: _Entity, event: ev.Envelope) -> None:
+        key = (kind, entity_id)
+        if event.event_type in OPENERS[kind]:  # type: ignore[attr-defined]
+            entity.opened = True
+            self._pending.pop(key, None)
+        elif not entity.opened and not entity.orphan_reported:  # an orphan is reported once
+            first = self._pending.get(key)
+            if first is None or event.occurred_at < first:
+                self._pending[key] = event.occurred_at
+
+    def _exclude_departures_before_arrival(self, entity: _Entity, *, report: bool) -> None:
+        """Set aside the held departures before the (possibly new) earliest arrival; take back any excluded
+        departure an earlier arrival makes valid again."""
+        arrival = entity.arrival()
+        assert arrival is not None
+        early = [i for i, e in enumerate(entity.events) if isinstance(e, ev.EdDeparted) and e.occurred_at < arrival]
+        valid_again = [e for e in entity.excluded if e.occurred_at >= arrival]
+        for i in reversed(early):
+            departure = entity.events.pop(i)
+            del entity.keys[i]
+            entity.excluded.append(departure)  # type: ignore[arg-type]
+            if report and self.on_reject is not None:
+                self.on_reject(departure, departure_reason(departure, arrival) + " (the arrival was delivered later)")
+        for departure in valid_again:
+            entity.excluded.remove(departure)
+            sort_key = (departure.occurred_at, departure.event_id)
+            i = bisect.bisect_left(entity.keys, sort_key)
+            entity.keys.insert(i, sort_key)
+            entity.events.insert(i, departure)
+
+    def orphans(self, after: dt.timedelta) -> list[Orphan]:
+        """Entities still without their opening event once their opener topic's event clock is ``after`` past
+        their earliest held event; each is returned once (and counts normally if the opener still comes)."""
+        found = []
+        for key, first in list(self._pending.items()):
+            kind, entity_id = key
+            clock = self.topic_clocks.get(OPENER_TOPIC[kind])
+            if clock is None or clock - first < after:
+                continue
+            del self._pending[key]
+            entity = self._entities[kind][entity_id]
+            entity.orphan_reported = True
+            events = entity.events
+            found.append(
+                Orphan(
+                    kind=kind,
+                    entity_id=entity_id,
+                    topic=ev.topic_of(events[0]),
+                    first_at=first,
+                    event_ids=tuple(e.event_id for e in events),
+                    event_types=tuple(e.event_type for e in events),  # type: ignore[attr-defined]
+                    clock=clock,
+                )
+            )
+        return found
+
+    def pending_orphans(self) -> int:
+        """Entities held for their opening event and not yet reported."""
+        return len(self._pending)
 
     def refresh(self, kind: FactKind, entity_id: str) -> FactUpdate | None:
         """Re-derive an entity's fact; return the update when it changed."""
@@ -97,16 +216,16 @@ class EntityTracker:
         if fact == entity.fact:
             return None
         entity.fact = fact
-        return FactUpdate(kind, entity_id, fact, len(entity.events))
+        return FactUpdate(kind, entity_id, fact, entity.evidence)
 
     def ingest(self, event: ev.Envelope) -> FactUpdate | None:
         """:meth:`add` then :meth:`refresh`: the fact update one event causes, if any."""
         touched = self.add(event)
         return None if touched is None else self.refresh(*touched)
 
-    def ingest_many(self, batch: list[ev.Envelope]) -> list[FactUpdate]:
+    def ingest_many(self, batch: list[ev.Envelope], *, report: bool = True) -> list[FactUpdate]:
         """Add a batch, then derive each touched entity once (cheaper than per event under load)."""
-        touched = dict.fromkeys(t for t in map(self.add, batch) if t is not None)
+        touched = dict.fromkeys(t for t in (self.add(e, report=report) for e in batch) if t is not None)
         return [u for u in (self.refresh(*t) for t in touched) if u is not None]
 
     def entity_count(self, kind: FactKind) -> int:
@@ -115,7 +234,7 @@ class EntityTracker:
     def current(self) -> list[FactUpdate]:
         """Every entity's current fact with its evidence (re-sent after a state rebuild)."""
         return [
-            FactUpdate(kind, entity_id, entity.fact, len(entity.events))
+            FactUpdate(kind, entity_id, entity.fact, entity.evidence)
             for kind, entities in self._entities.items()
             for entity_id, entity in entities.items()
             if entity.events
