@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.config import DEFAULT_ICB_FILE
 
 DEFAULT_BROKER_PORT = 19092
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class Settings(BaseSettings):
@@ -44,6 +46,25 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="address of /metrics; 0.0.0.0 only inside a container network")
 
+    @model_validator(mode="after")
+    def _kafka_security_holds_together(self) -> Settings:
+        """Refuse combinations that would silently connect without the security the operator asked for."""
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        if protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise ValueError(f"SCC_KAFKA_SECURITY_PROTOCOL={protocol!r}: use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        if protocol.startswith("SASL_"):
+            if mechanism not in KAFKA_SASL_MECHANISMS:
+                raise ValueError(
+                    f"{protocol} needs SCC_KAFKA_SASL_MECHANISM: one of {', '.join(KAFKA_SASL_MECHANISMS)} (got {mechanism!r})"
+                )
+            if not self.kafka_sasl_username or not self.kafka_sasl_password:
+                raise ValueError(f"{protocol} with {mechanism} needs SCC_KAFKA_SASL_USERNAME and SCC_KAFKA_SASL_PASSWORD")
+        elif mechanism or self.kafka_sasl_username or self.kafka_sasl_password:
+            raise ValueError(
+                f"SCC_KAFKA_SASL_* is set but SCC_KAFKA_SECURITY_PROTOCOL={protocol}: use SASL_PLAINTEXT or SASL_SSL"
+            )
+        return self
+
     @property
     def kafka_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka.split(",") if s.strip()]
@@ -62,3 +83,20 @@ class Settings(BaseSettings):
 
             options["ssl_context"] = create_ssl_context()
         return options
+
+    def faust_credentials(self) -> object | None:
+        """The same security for Faust's ``broker_credentials`` (None: PLAINTEXT)."""
+        import faust
+        from aiokafka.helpers import create_ssl_context
+
+        protocol = self.kafka_security_protocol
+        context = create_ssl_context() if protocol.endswith("SSL") else None
+        if protocol.startswith("SASL_"):
+            password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            return faust.SASLCredentials(
+                username=self.kafka_sasl_username,
+                password=password,
+                mechanism=self.kafka_sasl_mechanism,
+                ssl_context=context,
+            )
+        return faust.SSLCredentials(context) if context is not None else None

@@ -74,6 +74,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{s}" for s in settings.kafka_servers],
+        broker_credentials=settings.faust_credentials(),
         store="memory://",
         processing_guarantee="at_least_once",
         topic_allow_declare=False,  # topics are created explicitly (streams.topics)

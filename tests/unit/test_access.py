@@ -368,9 +368,6 @@ def test_sasl_without_credentials_is_refused_before_connecting(monkeypatch: pyte
         _clients(_settings(monkeypatch, env))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lead: Settings needs the kafka security validator (see the issue 7 item 3 report)"
-)
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -393,9 +390,6 @@ def test_bad_kafka_security_combinations_are_refused_with_a_clear_message(
         _settings(monkeypatch, env)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lead: streams/app.py must pass broker_credentials (see the issue 7 item 3 report)"
-)
 def test_faust_worker_gets_the_same_kafka_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
