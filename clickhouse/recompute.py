@@ -114,8 +114,9 @@ def _unpivot(scopes_param: str, aggregated: str, rows: list[str]) -> str:
 
 def ed_facts_sql(store: Store) -> str:
     """One fact per attendance: earliest arrival (by occurred_at, event_id) with its department type, mode,
-    organisation and site; earliest handover (ignored when it is before the arrival); earliest departure and its
-    disposal; cancelled or never-arrived attendances drop out. Also used by the monthly returns."""
+    organisation and site; earliest handover (ignored when it is before the arrival); earliest departure at or after
+    the arrival, and its disposal (a departure timed before its own arrival is bad input: the worker dead-letters
+    it); cancelled or never-arrived attendances drop out. Also used by the monthly returns."""
     events = _events(
         store,
         "raw_ed",
@@ -128,7 +129,10 @@ def ed_facts_sql(store: Store) -> str:
                multiIf(mode != 'ambulance', arrival,
                        has_handover AND handover >= arrival AND handover < arrival + INTERVAL 15 MINUTE, handover,
                        arrival + INTERVAL 15 MINUTE) AS clock_start,
-               departed, departure, disposal,
+               arrayFilter(d -> d.1 >= arrival, departures) AS valid_departures,
+               notEmpty(valid_departures) AS departed,
+               valid_departures[1].1 AS departure,
+               valid_departures[1].3 AS disposal,
                departure <= clock_start + INTERVAL 4 HOUR AS within_4h,
                departure > arrival + INTERVAL 12 HOUR AS over_12h
         FROM (
@@ -139,9 +143,8 @@ def ed_facts_sql(store: Store) -> str:
                             (occurred_at, event_id), event_type = 'ed.arrived') AS a,
                    countIf(event_type = 'ed.handover') > 0 AS has_handover,
                    minIf(occurred_at, event_type = 'ed.handover') AS handover,
-                   countIf(event_type = 'ed.departed') > 0 AS departed,
-                   minIf(occurred_at, event_type = 'ed.departed') AS departure,
-                   argMinIf(ifNull(disposal, ''), (occurred_at, event_id), event_type = 'ed.departed') AS disposal
+                   arraySort(groupArrayIf((occurred_at, event_id, ifNull(disposal, '')),
+                                          event_type = 'ed.departed')) AS departures
             FROM ({events})
             GROUP BY attendance_id
             HAVING arrived AND NOT cancelled

@@ -146,8 +146,8 @@ def replay(
     for reason in result.reject_reasons:
         typer.echo(f"rejected {reason}", err=True)
     typer.echo(
-        f"events: {result.events}  rejected: {result.rejected} (kept as dead letters)  snapshots: {result.snapshots}"
-        f"  alerts: {result.alerts}"
+        f"events: {result.events}  rejected: {result.rejected} + {result.engine_rejected} by the indicator logic"
+        f" (kept as dead letters)  snapshots: {result.snapshots}  alerts: {result.alerts}"
     )
 
 

@@ -9,6 +9,7 @@ Faust agents (:class:`streams.engine.Engine`).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from connectors.files import FileReject, read_jsonl
 from scc.history import events_until
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
-from schemas.events import Envelope, topic_of
+from schemas.events import Envelope, dump_event, topic_of
 from schemas.indicators import IndicatorSnapshot
 from streams.alerts import AlertTracker
 from streams.engine import Engine
@@ -32,7 +33,7 @@ Progress = Callable[[str, int, int | None], None]
 class ReplayReport:
     events: int = 0
     rejected: int = 0
-    unknown_scope: int = 0
+    engine_rejected: int = 0  # valid events the indicator logic refuses (unknown scope, departure before arrival)
     snapshots: int = 0
     alerts: int = 0
     first: dt.datetime | None = None
@@ -95,9 +96,9 @@ def evaluate_history(
     last: dt.datetime,
     every: dt.timedelta,
     progress: Progress | None = None,
-) -> tuple[list[IndicatorSnapshot], list[AlertEvent]]:
-    """Snapshots at each boundary in [first, last] from every stored event up to ``last``, in event-time order, and
-    the alerts that sequence of snapshots raises and resolves."""
+) -> tuple[list[IndicatorSnapshot], list[AlertEvent], list[tuple[Envelope, str]]]:
+    """Snapshots at each boundary in [first, last] from every stored event up to ``last``, in event-time order, the
+    alerts that sequence of snapshots raises and resolves, and the events the engine refused with the reason."""
     events = sorted(events_until(store, last), key=lambda e: (e.occurred_at, e.event_id))
     engine = Engine(config)
     alerting = AlertTracker(config)
@@ -116,7 +117,14 @@ def evaluate_history(
         alerts.extend(alerting.update(batch))
         if progress:
             progress("evaluate", n, len(times))
-    return snapshots, alerts
+    return snapshots, alerts, engine.rejected
+
+
+def engine_dead_letter(event: Envelope, reason: str, received_at: dt.datetime) -> DeadLetter:
+    """A dead letter for an event the engine refused; its offset is a stable key of the event id (partition -1), so
+    replaying the same file again collapses onto the same row."""
+    key = int.from_bytes(hashlib.sha256(event.event_id.encode()).digest()[:8], "big") >> 1
+    return DeadLetter(received_at, topic_of(event), -1, key, reason, dump_event(event))
 
 
 def replay(
@@ -132,7 +140,12 @@ def replay(
     load_files(store, paths, report, progress)
     if report.first is None or report.last is None:
         return report
-    snapshots, alerts = evaluate_history(store, config, report.first, report.last, every, progress)
+    snapshots, alerts, refused = evaluate_history(store, config, report.first, report.last, every, progress)
+    if refused:
+        now = dt.datetime.now(dt.UTC)
+        store.insert_deadletters([engine_dead_letter(event, reason, now) for event, reason in refused])
+        report.engine_rejected = len(refused)
+        report.reject_reasons.extend(f"{event.event_id}: {reason}" for event, reason in refused[:20])
     for k in range(0, len(snapshots), INSERT_CHUNK):
         store.insert_snapshots(snapshots[k : k + INSERT_CHUNK])
     store.insert_alerts(alerts)

@@ -22,12 +22,13 @@ class Engine:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.tracker = EntityTracker(config.icb)
-        self.aggregator = Aggregator(config)
         self.rejected: list[tuple[ev.Envelope, str]] = []
+        self.tracker = EntityTracker(config.icb, on_reject=lambda event, reason: self.rejected.append((event, reason)))
+        self.aggregator = Aggregator(config)
 
     def ingest(self, events: Iterable[ev.Envelope]) -> int:
-        """Apply events; events the ICB does not know are kept in :attr:`rejected` with the reason. Returns accepted."""
+        """Apply events; events the ICB does not know, and departures before their arrival, are kept in :attr:`rejected`
+        with the reason. Returns how many were accepted."""
         batch = []
         for event in events:
             try:

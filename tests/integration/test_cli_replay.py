@@ -21,7 +21,13 @@ AT = "2026-03-02T23:00:00+00:00"
 
 def _event(event_id: str, event_type: str, at: str, **fields: object) -> dict:
     org = "RX9" if event_type.startswith("ambulance.") else "RWE"
-    base = {"event_id": event_id, "event_type": event_type, "occurred_at": at, "source": "worked-example", "org_code": org}
+    base = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "occurred_at": at,
+        "source": "worked-example",
+        "org_code": org,
+    }
     if org == "RWE":
         base["site_code"] = "RWEAA"
     return {**base, **fields}
@@ -31,13 +37,19 @@ def _worked_examples() -> list[dict]:
     d = "2026-03-02T"
     events = [
         # Example 1: ambulance arrival 10:00, handover 10:40, departed 14:10 -> clock start 10:15, 3:55 -> within.
-        _event("ex1-arr", "ed.arrived", d + "10:00:00Z", attendance_id="A1", department_type="1", arrival_mode="ambulance"),
+        _event(
+            "ex1-arr", "ed.arrived", d + "10:00:00Z", attendance_id="A1", department_type="1", arrival_mode="ambulance"
+        ),
         _event("ex1-hand", "ed.handover", d + "10:40:00Z", attendance_id="A1"),
         _event("ex1-dep", "ed.departed", d + "14:10:00Z", attendance_id="A1", disposal="admitted"),
         # Walk-in 10:00 -> 14:00:00 within; another walk-in 10:00 -> 14:00:01 breach.
-        _event("ex1b-arr", "ed.arrived", d + "10:00:00Z", attendance_id="A2", department_type="1", arrival_mode="walk_in"),
+        _event(
+            "ex1b-arr", "ed.arrived", d + "10:00:00Z", attendance_id="A2", department_type="1", arrival_mode="walk_in"
+        ),
         _event("ex1b-dep", "ed.departed", d + "14:00:00Z", attendance_id="A2", disposal="discharged"),
-        _event("ex1c-arr", "ed.arrived", d + "10:00:00Z", attendance_id="A3", department_type="1", arrival_mode="walk_in"),
+        _event(
+            "ex1c-arr", "ed.arrived", d + "10:00:00Z", attendance_id="A3", department_type="1", arrival_mode="walk_in"
+        ),
         _event("ex1c-dep", "ed.departed", d + "14:00:01Z", attendance_id="A3", disposal="discharged"),
     ]
     # Example 2: Cat 2 response times 5, 9, 12, 20, 31, 44, 7, 18, 25, 60 minutes -> mean 23.1, p90 = 9th of 10 = 44.
@@ -46,10 +58,16 @@ def _worked_examples() -> list[dict]:
         h, m = divmod(start_minute, 60)
         sh, sm = divmod(start_minute + minutes, 60)
         events += [
-            _event(f"ex2-{n}-cs", "ambulance.clock_started", f"{d}{h:02d}:{m:02d}:00Z", incident_id=f"I{n}", category=2),
             _event(
-                f"ex2-{n}-ra", "ambulance.resource_arrived", f"{d}{sh:02d}:{sm:02d}:00Z",
-                incident_id=f"I{n}", resource_id=f"R{n}", transport_capable=True,
+                f"ex2-{n}-cs", "ambulance.clock_started", f"{d}{h:02d}:{m:02d}:00Z", incident_id=f"I{n}", category=2
+            ),
+            _event(
+                f"ex2-{n}-ra",
+                "ambulance.resource_arrived",
+                f"{d}{sh:02d}:{sm:02d}:00Z",
+                incident_id=f"I{n}",
+                resource_id=f"R{n}",
+                transport_capable=True,
             ),
         ]
     return events
@@ -57,7 +75,11 @@ def _worked_examples() -> list[dict]:
 
 def _scc(*args: str, store: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scc.cli", *args, "--store", store], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "scc.cli", *args, "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -111,11 +133,35 @@ def test_replay_keeps_bad_lines_as_dead_letters(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "events: 1  rejected: 2" in result.stdout
     assert "mixed.jsonl:2: occurred_at" in result.stderr  # names the file, the line and the field
-    letters = _scc("query", "SELECT offset, reason FROM scc.deadletter FINAL ORDER BY offset", "--format", "json", store=store)
+    letters = _scc(
+        "query", "SELECT offset, reason FROM scc.deadletter FINAL ORDER BY offset", "--format", "json", store=store
+    )
     assert letters.returncode == 0, letters.stderr
     reasons = json.loads(letters.stdout)
     assert [r["offset"] for r in reasons] == [2, 3]
     assert reasons[0]["reason"].startswith("occurred_at")
+
+
+def test_replay_dead_letters_a_departure_before_its_arrival(tmp_path: Path) -> None:
+    d = "2026-03-02T"
+    events = [
+        _event("a", "ed.arrived", d + "10:00:00Z", attendance_id="B1", department_type="1", arrival_mode="walk_in"),
+        _event("early", "ed.departed", d + "09:00:00Z", attendance_id="B1", disposal="discharged"),  # before arrival
+        _event("late", "ed.departed", d + "13:00:00Z", attendance_id="B1", disposal="discharged"),  # 3:00 -> within
+    ]
+    path = tmp_path / "early.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    store = f"chdb://{tmp_path / 'store'}"
+    for _ in range(2):  # twice: the dead letter is not duplicated
+        result = _scc("replay", str(path), store=store)
+        assert result.returncode == 0, result.stderr
+        assert "events: 3  rejected: 0 + 1 by the indicator logic" in result.stdout
+    letters = _scc("query", "SELECT source_topic, reason FROM scc.deadletter FINAL", "--format", "json", store=store)
+    assert letters.returncode == 0, letters.stderr
+    (letter,) = json.loads(letters.stdout)
+    assert letter["source_topic"] == "scc.ed" and "before" in letter["reason"]
+    row = _indicators(store)[("ed_4h_pct", "today", "QK1")]
+    assert (row["numerator"], row["denominator"]) == (1.0, 1.0)  # the 13:00 departure counts: 1 of 1 within 4 h
 
 
 def test_indicators_rejects_naive_time(tmp_path: Path) -> None:

@@ -217,6 +217,23 @@ def test_worked_example_1_ed_clock_start_and_4_hours(store: Store) -> None:
         assert got(r, "ed_in_department", "live", scope) == (0.0, 0.0, None)
 
 
+def test_departure_timed_before_its_arrival_is_not_the_departure(store: Store) -> None:
+    f = Feed()
+    # Arrived 10:00; a departure stamped 09:30 (before its own arrival: the worker dead-letters it) is ignored; the
+    # real departure at 15:00 (admitted) counts: 5:00 from arrival -> a breach, and an admission.
+    f.ed("arrived", "2026-05-05 10:00", "early", arrival_mode="walk_in")
+    f.ed("departed", "2026-05-05 09:30", "early")
+    f.ed("departed", "2026-05-05 15:00", "early", disposal="admitted")
+    # Only a departure before the arrival: still in the department at T.
+    f.ed("arrived", "2026-05-05 11:00", "only-early", arrival_mode="walk_in")
+    f.ed("departed", "2026-05-05 10:59", "only-early")
+    load(store, f.events)
+    r = evaluate(store, "2026-05-05 16:00")
+    assert got(r, "ed_4h_pct", "today") == (0.0, 0.0, 1.0)  # "early" departed 5 h after arrival; 0 of 1 within
+    assert got(r, "ed_in_department", "live") == (1.0, 1.0, None)  # "only-early" has not left
+    assert got(r, "ed_attendances", "today") == (2.0, 2.0, None)
+
+
 def test_ed_handover_rules(store: Store) -> None:
     f = Feed()
     # D: ambulance 10:00, handover 10:05 -> clock 10:05; departed 14:05:00 -> 4:00:00 within.
