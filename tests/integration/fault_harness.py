@@ -32,7 +32,7 @@ from connectors.clickhouse_sink import SINK_GROUP
 from connectors.files import FileReject, read_jsonl, write_jsonl
 from connectors.kafka_producer import EventProducer
 from connectors.simulator import simulate
-from integration.test_pipeline import _close, _scrape, _wait_for_sink, _wait_for_snapshot_at
+from integration.pipeline_support import close, scrape, wait_for_sink, wait_for_snapshot_at
 from scc.broker import start_broker
 from scc.processes import Child, free_port, python_module, start
 from schemas.config import load_config
@@ -173,10 +173,10 @@ def verify_store(outcome: Outcome, store_dsn: str, events: list[Envelope], at: d
     outcome.wrong_vs_sql = [
         (_key(r), r["value"], published.get(_key(r)))
         for r in recomputed
-        if not _close(published.get(_key(r)), r["value"])
+        if not close(published.get(_key(r)), r["value"])
     ]
     outcome.wrong_vs_engine = [
-        (_key(r), r["value"], engine.get(_key(r))) for r in recomputed if not _close(engine.get(_key(r)), r["value"])
+        (_key(r), r["value"], engine.get(_key(r))) for r in recomputed if not close(engine.get(_key(r)), r["value"])
     ]
     return outcome
 
@@ -250,7 +250,7 @@ class Pipeline:
             return {}
 
     def scrape(self, name: str) -> dict:
-        return _scrape(self.metrics_ports[name])
+        return scrape(self.metrics_ports[name])
 
     def metric_sum(self, name: str, metric: str) -> float:
         return sum(v for (sample, _), v in self.scrape(name).items() if sample == metric)
@@ -312,7 +312,7 @@ async def wait_for_indicators(settings: Settings, at: dt.datetime, expected: dic
                 key = (snap.indicator, snap.window, snap.scope_type, snap.scope_code)
                 if snap.ts != at or key not in expected:
                     continue
-                if _close(snap.value, expected[key]):
+                if close(snap.value, expected[key]):
                     wrong.discard(key)
                     if not wrong:
                         return
@@ -348,7 +348,7 @@ def finish(pipe: Pipeline, sink_events: int) -> None:
     """Stop the workers cleanly (they flush what they produced), let the sink write it, stop everything."""
     time.sleep(4)  # a last snapshot interval at the final event time
     pipe.stop_workers()
-    _wait_for_sink(pipe.status_file, sink_events, timeout=300)
+    wait_for_sink(pipe.status_file, sink_events, timeout=300)
 
 
 # --- scenarios: a process fault between two halves of the day -------------------------------------------------------
@@ -377,7 +377,7 @@ def run_fault(tmp_path: Path, fault: Fault, progress: Progress = _quiet) -> Outc
         pipe.start("sink", "sink")
         progress(f"{fault.name}: first half ({half} events)")
         asyncio.run(produce(pipe.settings, events[:half]))
-        asyncio.run(_wait_for_snapshot_at(pipe.settings, events[half - 1].occurred_at, timeout=300))
+        asyncio.run(wait_for_snapshot_at(pipe.settings, events[half - 1].occurred_at, timeout=300))
         progress(f"{fault.name}: fault")
         fault.inject(pipe, outcome.evidence)
         progress(f"{fault.name}: second half ({len(events) - half} events)")
@@ -493,7 +493,7 @@ def run_broker_restart(tmp_path: Path, progress: Progress = _quiet) -> Outcome:
         async with EventProducer(pipe.settings) as producer:
             progress(f"{name}: first half ({half} events)")
             await produce(pipe.settings, read_source(source)[:half], producer)
-            await _wait_for_snapshot_at(pipe.settings, events[half - 1].occurred_at, timeout=300)
+            await wait_for_snapshot_at(pipe.settings, events[half - 1].occurred_at, timeout=300)
             outcome.evidence["sink_events_before_restart"] = pipe.sink_status().get("events", 0)
             progress(f"{name}: broker SIGKILL; workers and sink stopped; broker started again")
             pipe.kill_broker()
@@ -622,7 +622,7 @@ def run_replay_over_live(tmp_path: Path, progress: Progress = _quiet) -> Outcome
         pipe.start("sink", "sink")
         progress(f"{outcome.name}: live first half ({half} events)")
         asyncio.run(produce(pipe.settings, events[:half]))
-        asyncio.run(_wait_for_snapshot_at(pipe.settings, half_time, timeout=300))
+        asyncio.run(wait_for_snapshot_at(pipe.settings, half_time, timeout=300))
         finish(pipe, half)
     finally:
         pipe.stop_all()
@@ -658,7 +658,7 @@ def _history_consistent(store_dsn: str, live_time: dt.datetime, replayed: int = 
             }
             for row in recompute(store, at, config.icb):
                 checked += 1
-                if not _close(published.get(_key(row)), row["value"]):
+                if not close(published.get(_key(row)), row["value"]):
                     wrong.append((at.isoformat(), _key(row), row["value"], published.get(_key(row))))
         distinct = store.query_rows("SELECT count() = uniqExact(indicator, window, scope_type, scope_code, ts) "
                                     "FROM scc.indicator_snapshots FINAL")[0][0]  # fmt: skip

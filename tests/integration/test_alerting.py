@@ -160,7 +160,9 @@ def _with_value(step: list[IndicatorSnapshot], value: float) -> list[IndicatorSn
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     if PROMETHEUS is None or ALERTMANAGER is None:
-        pytest.fail("prometheus/prometheus-alertmanager missing: scripts/test.sh installs them (scripts/install-monitoring.sh)")
+        pytest.fail(
+            "prometheus/prometheus-alertmanager missing: scripts/test.sh installs them (scripts/install-monitoring.sh)"
+        )
     config = load_config()
     targets = targets_for_year(config, recorded_year() or "2026/27")
     registry = CollectorRegistry()

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from clickhouse.recompute import recompute
 from clickhouse.store import open_store
 from connectors.simulator import simulate
-from integration.test_pipeline import _close, _scrape
+from integration.pipeline_support import close, scrape, wait_for_sink
 from scc.broker import start_broker
 from scc.processes import free_port, python_module, start
 from schemas import events as ev
@@ -183,17 +183,17 @@ def _record(event: ev.Envelope) -> tuple[str, bytes, bytes]:
 
 def _wait_for_consumed(port: int, total: int, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
-    scrape: dict = {}
+    metrics: dict = {}
     while time.monotonic() < deadline:
         try:
-            scrape = _scrape(port)
+            metrics = scrape(port)
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.5)
             continue
-        if sum(v for (name, _), v in scrape.items() if name == "scc_events_in_total") >= total:
-            return scrape
+        if sum(v for (name, _), v in metrics.items() if name == "scc_events_in_total") >= total:
+            return metrics
         time.sleep(0.5)
-    raise TimeoutError(f"the worker did not consume {total} records: {scrape}")
+    raise TimeoutError(f"the worker did not consume {total} records: {metrics}")
 
 
 WATCHED = (
@@ -204,30 +204,14 @@ WATCHED = (
 )
 
 
-def _wait_for_sink_counts(status_file: Path, at_least: dict[str, float], timeout: float, quiet: float = 3.0) -> dict:
-    """Until the sink has written at least these rows (events, dead letters, snapshots the worker published before
-    it stopped) and then nothing new for ``quiet`` seconds."""
-    deadline = time.monotonic() + timeout
-    status: dict = {}
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        status = orjson.loads(status_file.read_bytes()) if status_file.exists() else {}
-        if status != last:
-            last, since = status, time.monotonic()
-        elif all(status.get(k, 0) >= n for k, n in at_least.items()) and time.monotonic() - since >= quiet:
-            return status
-        time.sleep(0.5)
-    raise TimeoutError(f"sink did not catch up: {status} < {at_least}")
-
-
 def _wait_for_published(port: int, expected: dict, timeout: float) -> dict:
     """Until the worker's exported indicator values are the expected ones (its final state is published)."""
     deadline = time.monotonic() + timeout
     got: dict = {}
     while time.monotonic() < deadline:
-        scrape = _scrape(port)
+        metrics = scrape(port)
         got = {
-            key: scrape.get(
+            key: metrics.get(
                 (
                     "scc_indicator_value",
                     tuple(sorted(zip(("indicator", "window", "scope_type", "scope_code"), key, strict=True))),
@@ -235,8 +219,8 @@ def _wait_for_published(port: int, expected: dict, timeout: float) -> dict:
             )
             for key in expected
         }
-        if all(_close(got[key], value) for key, value in expected.items()):
-            return scrape
+        if all(close(got[key], value) for key, value in expected.items()):
+            return metrics
         time.sleep(0.5)
     raise TimeoutError(f"the worker did not publish the final values: {got} != {expected}")
 
@@ -285,19 +269,19 @@ def test_bad_input_flood_is_dead_lettered_and_changes_no_indicator(tmp_path: Pat
         children.append(start("sink", python_module("scc.cli", "sink"), run_dir, env))
         asyncio.run(_produce(settings, mixed))
         _wait_for_consumed(metrics_port, len(mixed), timeout=120)
-        scrape = _wait_for_published(metrics_port, expected, timeout=60)
+        metrics = _wait_for_published(metrics_port, expected, timeout=60)
         time.sleep(1)  # the last dead letters leave the producer buffer
-        scrape = _scrape(metrics_port)
+        metrics = scrape(metrics_port)
         worker = children[0]
         assert worker.alive(), worker.log_file.read_text()[-3000:]
         assert worker.stop(timeout=30) == 0
         stored_events = len(events) + len(orphans) + len(bad.stored_anyway) + len(departures)
-        status = _wait_for_sink_counts(
+        status = wait_for_sink(
             tmp_path / "var" / "run" / "sink-status.json",
             {
                 "events": stored_events,
                 "dead_letters": bad_count + len(orphans),
-                "snapshots": scrape[("scc_snapshots_published_total", ())],
+                "snapshots": metrics[("scc_snapshots_published_total", ())],
             },
             timeout=120,
         )
@@ -355,12 +339,12 @@ def test_bad_input_flood_is_dead_lettered_and_changes_no_indicator(tmp_path: Pat
     }
 
     # The worker's metrics count the same.
-    dead_letters = {dict(labels)["source_topic"]: v for (name, labels), v in scrape.items() if name == "scc_dead_letters_total"}  # fmt: skip
+    dead_letters = {dict(labels)["source_topic"]: v for (name, labels), v in metrics.items() if name == "scc_dead_letters_total"}  # fmt: skip
     assert sum(dead_letters.values()) == bad_count + len(orphans), dead_letters
     assert dead_letters["scc.adt"] == PER_CLASS  # the wrong-topic class
-    orphan_metric = {dict(labels)["kind"]: v for (name, labels), v in scrape.items() if name == "scc_orphans_total"}
+    orphan_metric = {dict(labels)["kind"]: v for (name, labels), v in metrics.items() if name == "scc_orphans_total"}
     assert orphan_metric == {"ed": ORPHAN_ATTENDANCES, "spell": ORPHAN_SPELLS}
-    assert sum(v for (name, _), v in scrape.items() if name == "scc_events_in_total") == len(mixed)
+    assert sum(v for (name, _), v in metrics.items() if name == "scc_events_in_total") == len(mixed)
 
     # Every good event exactly once; nothing that breaks the contract reached the raw tables.
     expected_ids = {e.event_id for e in events} | {e.event_id for e in orphans} | bad.stored_anyway
@@ -374,7 +358,7 @@ def test_bad_input_flood_is_dead_lettered_and_changes_no_indicator(tmp_path: Pat
     wrong = [
         (key, row["value"], published.get(key))
         for row in recomputed
-        if not _close(
+        if not close(
             published.get(key := (row["indicator"], row["window"], row["scope_type"], row["scope_code"])), row["value"]
         )
     ]

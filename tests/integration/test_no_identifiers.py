@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -30,9 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from clickhouse.store import open_store
 from connectors.hl7 import frame, iter_file_messages
-from connectors.kafka_producer import EventProducer
 from connectors.pseudonymise import KEY_ENV
 from connectors.simulator import simulate
+from integration.pipeline_support import produce, wait_for_sink
 from scc.broker import start_broker
 from scc.processes import Child, free_port, python_module, start, wait_for_port
 from schemas.config import load_config
@@ -158,12 +157,6 @@ async def _send_mllp(port: int, messages: list[bytes]) -> list[bytes]:
     return acks
 
 
-async def _produce(settings: Settings, events: list) -> None:
-    async with EventProducer(settings) as producer:
-        for event in events:
-            await producer.send(event)
-
-
 # --- what comes out -------------------------------------------------------------------------------------------
 
 
@@ -196,20 +189,6 @@ async def _every_record(settings: Settings) -> dict[str, list[str]]:
     finally:
         await consumer.stop()
     return texts
-
-
-def _wait_for_sink(status_file: Path, events: int, timeout: float, quiet: float = 4.0) -> dict:
-    deadline = time.monotonic() + timeout
-    status: dict = {}
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        status = json.loads(status_file.read_text()) if status_file.exists() else {}
-        if status != last:
-            last, since = status, time.monotonic()
-        elif status.get("events", 0) >= events and time.monotonic() - since >= quiet:
-            return status
-        time.sleep(0.5)
-    raise TimeoutError(f"sink did not catch up: {status}")
 
 
 def test_no_clear_identifier_in_topics_tables_or_logs(tmp_path: Path) -> None:
@@ -258,9 +237,9 @@ def test_no_clear_identifier_in_topics_tables_or_logs(tmp_path: Path) -> None:
         acks = asyncio.run(_send_mllp(mllp_port, sent))
         codes = [re.search(rb"MSA\|(\w\w)", a).group(1) for a in acks]  # type: ignore[union-attr]
         assert codes.count(b"AA") >= len(stream) + len(synthetic) and b"AE" in codes  # good in, bad dead-lettered
-        asyncio.run(_produce(settings, events))
+        asyncio.run(produce(settings, events))
 
-        status = _wait_for_sink(data_dir / "run" / "sink-status.json", len(events), timeout=300)
+        status = wait_for_sink(data_dir / "run" / "sink-status.json", len(events), timeout=300)
         assert status["failed_writes"] == 0 and status["dead_letters"] > 0 and status["snapshots"] > 0
         for child in children:
             assert child.alive(), child.log_file.read_text()[-3000:]

@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import random
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from prometheus_client.parser import text_string_to_metric_families
 
 from clickhouse.recompute import recompute
 from clickhouse.store import open_store
-from connectors.kafka_producer import EventProducer
 from connectors.simulator import simulate
+from integration.pipeline_support import close, produce, scrape, wait_for_sink, wait_for_snapshot_at
 from scc.broker import start_broker
 from scc.processes import free_port, python_module, start
 from schemas.config import load_config
-from schemas.indicators import IndicatorSnapshot
 from schemas.settings import Settings
 from streams.engine import evaluate_at
-from streams.topics import INDICATORS, INPUT_TOPICS, create_topics
+from streams.topics import INPUT_TOPICS, create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -49,40 +44,6 @@ def _delivery_order(events: list, rng: random.Random) -> list:
         out.extend(chunk)
     out.extend(rng.sample(events, int(len(events) * DUPLICATE_SHARE)))
     return out
-
-
-async def _produce(settings: Settings, events: list) -> None:
-    async with EventProducer(settings) as producer:
-        for event in events:
-            await producer.send(event)
-
-
-async def _wait_for_snapshot_at(settings: Settings, at: dt.datetime, timeout: float) -> None:
-    consumer = AIOKafkaConsumer(INDICATORS, bootstrap_servers=settings.kafka_servers, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        async with asyncio.timeout(timeout):
-            async for message in consumer:
-                if IndicatorSnapshot.model_validate_json(message.value).ts >= at:
-                    return
-    finally:
-        await consumer.stop()
-
-
-def _wait_for_sink(status_file: Path, events: int, timeout: float, quiet: float = 4.0) -> dict:
-    """Until the sink has written every delivered event and then nothing new for ``quiet`` seconds (the worker has
-    stopped, so no more snapshots come)."""
-    deadline = time.monotonic() + timeout
-    status: dict = {}
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        status = json.loads(status_file.read_text()) if status_file.exists() else {}
-        if status != last:
-            last, since = status, time.monotonic()
-        elif status.get("events", 0) >= events and time.monotonic() - since >= quiet:
-            return status
-        time.sleep(0.5)
-    raise TimeoutError(f"sink did not catch up: {status}")
 
 
 def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
@@ -118,17 +79,17 @@ def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
         children.append(
             start("sink", python_module("scc.cli", "sink"), run_dir, env | {"SCC_METRICS_PORT": str(sink_metrics)})
         )
-        asyncio.run(_produce(settings, delivered))
-        asyncio.run(_wait_for_snapshot_at(settings, last_time, timeout=300))
+        asyncio.run(produce(settings, delivered))
+        asyncio.run(wait_for_snapshot_at(settings, last_time, timeout=300))
         time.sleep(3)  # the worker publishes the final state within a snapshot interval
-        worker_scrape = _scrape(worker_metrics)
+        worker_scrape = scrape(worker_metrics)
         worker = children[0]
         assert worker.alive(), worker.log_file.read_text()[-3000:]
         assert worker.stop(timeout=30) == 0  # a clean stop flushes what it produced
-        status = _wait_for_sink(tmp_path / "var" / "run" / "sink-status.json", len(delivered), timeout=300)
+        status = wait_for_sink(tmp_path / "var" / "run" / "sink-status.json", len(delivered), timeout=300)
         assert status["failed_writes"] == 0
         assert children[1].alive(), children[1].log_file.read_text()[-3000:]
-        sink_scrape = _scrape(sink_metrics)
+        sink_scrape = scrape(sink_metrics)
     finally:
         for child in reversed(children):
             child.stop(timeout=30)
@@ -161,7 +122,7 @@ def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
         key = (row["indicator"], row["window"], row["scope_type"], row["scope_code"])
         for source, other in (("stream", published.get(key)), ("engine", engine.get(key))):
             got = None if other is None else (other["value"] if isinstance(other, dict) else other.value)
-            if other is None or not _close(got, row["value"]):
+            if other is None or not close(got, row["value"]):
                 mismatches.append((source, key, row["value"], got))
     assert not mismatches, (
         len(mismatches),
@@ -193,20 +154,3 @@ def test_simulated_day_through_real_pipeline(tmp_path: Path) -> None:
     # The day was a real one: beds, ED and ambulance activity all present.
     assert engine[("ga_beds_occupied", "live", "system", "QK1")].value > 1000
     assert engine[("ed_4h_pct", "today", "system", "QK1")].denominator > 100
-
-
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """A process's /metrics as {(sample name, sorted labels): value}."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def _close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return abs(a - b) <= 1e-6 * max(1.0, abs(b))
