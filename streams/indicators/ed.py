@@ -31,33 +31,44 @@ def over_12h_from_arrival(fact: AttendanceFact) -> bool:
     return fact.departure - fact.arrival > TWELVE_HOURS
 
 
-def _departure_rows(suffix: str, window: str, scopes: Scopes, departed: list[AttendanceFact]) -> Iterator[Row]:
-    den: Counter = Counter()
-    num_4h: Counter = Counter()
-    num_12h: Counter = Counter()
-    for f in departed:
-        keys = scopes.ed_keys(f.org_code, f.site_code)
-        den.update(keys)
-        if within_4h(f):
-            num_4h.update(keys)
-        if over_12h_from_arrival(f):
-            num_12h.update(keys)
-    yield from percent_rows(f"ed_4h_pct{suffix}", window, scopes.ed, num_4h, den)
-    yield from percent_rows(f"ed_12h_pct{suffix}", window, scopes.ed, num_12h, den)
+def _spread(groups: Counter[tuple], dtype: str | None, flag: int | None = None) -> Counter:
+    """Per-scope counts from ``(scope keys, department type, flags...) -> n`` groups of one department type (None:
+    all types), counting only groups whose ``flag``-th field is true when ``flag`` is given."""
+    counts: Counter = Counter()
+    for group, n in groups.items():
+        if (dtype is None or group[1] == dtype) and (flag is None or group[flag]):
+            for key in group[0]:
+                counts[key] += n
+    return counts
 
 
 def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
-    """Windowed indicators for all types and by department type (suffix ``_type1`` …), then the live ones."""
+    """Windowed indicators for all types and by department type (suffix ``_type1`` …), then the live ones.
+
+    Each window's facts are read once and grouped by (scope keys, department type, within 4 h, over 12 h) in C
+    (``Counter``); every type's rows then come from those few groups rather than from another pass over the facts.
+    """
     for window in calendar_windows(at):
-        departed = [f for f in agg.ed_departed.between(window.first, window.last) if window.contains(f.departure)]
-        arrived = [f for f in agg.ed_arrived.between(window.first, window.last) if window.contains(f.arrival)]
-        for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
-            mine = departed if dtype is None else [f for f in departed if f.department_type == dtype]
-            yield from _departure_rows(suffix, window.name, scopes, mine)
-            arrivals = tally(
-                scopes.ed_keys(f.org_code, f.site_code) for f in arrived if dtype is None or f.department_type == dtype
+        departed: Counter[tuple] = Counter(
+            (
+                scopes.ed_keys(f.org_code, f.site_code),
+                f.department_type,
+                f.departure - f.clock_start <= FOUR_HOURS,
+                f.departure - f.arrival > TWELVE_HOURS,
             )
-            yield from count_rows(f"ed_attendances{suffix}", window.name, scopes.ed, arrivals)
+            for f in agg.ed_departed.between(window.first, window.last)
+            if window.contains(f.departure)
+        )
+        arrived: Counter[tuple] = Counter(
+            (scopes.ed_keys(f.org_code, f.site_code), f.department_type)
+            for f in agg.ed_arrived.between(window.first, window.last)
+            if window.contains(f.arrival)
+        )
+        for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
+            den = _spread(departed, dtype)
+            yield from percent_rows(f"ed_4h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 2), den)
+            yield from percent_rows(f"ed_12h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 3), den)
+            yield from count_rows(f"ed_attendances{suffix}", window.name, scopes.ed, _spread(arrived, dtype))
 
     present = [f for f in agg.ed_in_department.values() if f.arrival <= at]
     keys = {f.attendance_id: scopes.ed_keys(f.org_code, f.site_code) for f in present}

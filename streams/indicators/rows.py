@@ -24,10 +24,15 @@ class Row:
 
 
 def tally(keys_per_item: Iterable[Sequence[ScopeKey]]) -> Counter[ScopeKey]:
-    """Count items per scope; each item names the scopes it belongs to."""
+    """Count items per scope; each item names the scopes it belongs to.
+
+    Items share a handful of key sequences (:class:`~streams.indicators.scopes.Scopes` memoises them as tuples), so
+    the sequences are counted whole first (in C) and spread over their scopes once each.
+    """
     counts: Counter[ScopeKey] = Counter()
-    for keys in keys_per_item:
-        counts.update(keys)
+    for keys, n in Counter(map(tuple, keys_per_item)).items():
+        for key in keys:
+            counts[key] += n
     return counts
 
 

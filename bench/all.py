@@ -1,0 +1,141 @@
+"""Run every benchmark, one after another, and write ``docs/performance.md``.
+
+Each benchmark runs in its own process (chDB allows one store per process, and a fresh interpreter keeps memory
+figures honest) and leaves a JSON result in ``var/bench/``; the results table is built from those files, so
+``--only``/``--skip`` can refresh some figures and keep the others.
+
+Run: ``python -m bench.all [--quick] [--only replay,memory] [--skip queries] [--report-only]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import RESULTS_DIR, machine
+
+DOC = Path("docs/performance.md")
+PROFILE_DOC = RESULTS_DIR / "profile.md"
+ANALYSIS = Path(__file__).with_name("analysis.md")  # hand-written: where the time goes, what to change
+
+BENCHES: dict[str, tuple[list[str], list[str]]] = {
+    # name: (default arguments, --quick arguments)
+    "throughput": (["--days", "20", "--baseline-s", "40"], ["--days", "5", "--baseline-s", "20"]),
+    "replay": (["--days", "14", "--profile"], ["--days", "3"]),
+    "freshness": (["--rate", "1000", "--seconds", "30"], ["--rate", "1000", "--seconds", "10"]),
+    "queries": (["--events", "100000000", "--repeat", "3"], ["--events", "2000000"]),
+    "memory": ([], ["--spells", "20000", "--ed", "3000", "--ambulance", "1000"]),
+}
+ORDER = ("throughput", "freshness", "replay", "memory", "queries")
+
+
+def _value(v: float | None, unit: str) -> str:
+    if v is None:
+        return "not measured"
+    text = f"{v:,.3g}" if abs(v) < 100 else f"{v:,.0f}"
+    return f"{text} {unit}".replace(" x", "×")
+
+
+def _goal(goal: float, unit: str, higher: bool) -> str:
+    text = f"{goal:,.3g}" if goal < 100 else f"{goal:,.0f}"
+    return f"{'≥' if higher else '<'} {text} {unit}".replace(" x", "×")
+
+
+def render(results: dict[str, dict]) -> str:
+    """The markdown page: machine, commands, the figures against their goals, the details and the profiles."""
+    m = machine()
+    lines = [
+        "# Performance",
+        "",
+        f"Measured {dt.date.today().isoformat()} with `python -m bench.all` (each figure also has its own command,",
+        "below). Figures come from one run of each benchmark on the machine described here, **shared with other",
+        "work at the time** (other test runs competed for the 2 cores), so absolute rates are conservative; ratios",
+        "are measured side by side in the same run, as the issue asks. Benchmarks are not tests: nothing here is",
+        "asserted in `tests/`.",
+        "",
+        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, {m['os']}.",
+        "",
+        "## Results",
+        "",
+        "| # | Figure | Measured | Goal | Reached | Notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    n = 0
+    for name in ORDER:
+        result = results.get(name)
+        if result is None:
+            n += 1
+            lines.append(f"| {n} | {name}: not run | | | | `python -m bench.{name}` |")
+            continue
+        for fig in result["figures"]:
+            n += 1
+            reached = {True: "yes", False: "**no**", None: "not measured"}[fig["reached"]]
+            lines.append(
+                f"| {n} | {fig['name']} | {_value(fig['value'], fig['unit'])} | "
+                f"{_goal(fig['goal'], fig['unit'], fig['higher_is_better'])} | {reached} | {fig['note']} |"
+            )
+    if ANALYSIS.exists():
+        lines += ["", ANALYSIS.read_text().rstrip()]
+    lines += ["", "## Commands", ""]
+    for name in ORDER:
+        if name in results:
+            r = results[name]
+            lines.append(f"- `{r['command']}` — {r['seconds']:.0f} s, finished {r['finished_at']}")
+    lines += ["- `python -m bench.all` runs them all and rewrites this page (`--quick` for small sizes).", ""]
+    lines += ["## Details", ""]
+    for name in ORDER:
+        if name not in results:
+            continue
+        details = {k: v for k, v in results[name]["details"].items() if k not in ("profile_top", "queries")}
+        lines += [f"### {name}", "", "```json", json.dumps(details, indent=1, default=str), "```", ""]
+    if PROFILE_DOC.exists():
+        lines += [PROFILE_DOC.read_text().rstrip(), ""]
+    if "replay" in results and results["replay"]["details"].get("profile_top"):
+        lines += [
+            "### cProfile of the replay (top functions by own time)",
+            "",
+            "```",
+            results["replay"]["details"]["profile_top"],
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def load_results() -> dict[str, dict]:
+    results = {}
+    for name in ORDER:
+        path = RESULTS_DIR / f"{name}.json"
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run of every benchmark)")
+    parser.add_argument("--only", default="", help="comma-separated benchmarks to run")
+    parser.add_argument("--skip", default="", help="comma-separated benchmarks not to run")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite docs/performance.md")
+    args = parser.parse_args(argv)
+    chosen = [n for n in ORDER if (not args.only or n in args.only.split(",")) and n not in args.skip.split(",")]
+    if not args.report_only:
+        for name in chosen:
+            default, quick = BENCHES[name]
+            argv_ = [sys.executable, "-m", f"bench.{name}", *(quick if args.quick else default)]
+            print(f"\n=== {' '.join(argv_[1:])}", flush=True)
+            t = time.perf_counter()
+            code = subprocess.call(argv_)
+            print(f"=== bench.{name}: exit {code} after {time.perf_counter() - t:.0f}s", flush=True)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(render(load_results()))
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

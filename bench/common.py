@@ -1,0 +1,171 @@
+"""Shared pieces of the benchmarks: machine facts, result files, progress lines, a throw-away broker and store.
+
+Every benchmark writes one JSON result file under ``var/bench/`` (``bench.all`` turns them into
+``docs/performance.md``). A result holds one or more *figures*: a measured value next to its goal, so the table
+says plainly whether a goal was reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path("var/bench")
+SIM_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+
+
+@dataclass
+class Figure:
+    """One measured figure and its goal (``higher_is_better`` decides the comparison)."""
+
+    name: str
+    value: float | None
+    unit: str
+    goal: float
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def reached(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.goal if self.higher_is_better else self.value < self.goal
+
+
+@dataclass
+class Result:
+    """What one benchmark command measured."""
+
+    bench: str
+    command: str
+    figures: list[Figure] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    finished_at: str = ""
+
+    def write(self) -> Path:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        self.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        data = asdict(self)
+        for fig, obj in zip(data["figures"], self.figures, strict=True):
+            fig["reached"] = obj.reached
+        path = RESULTS_DIR / f"{self.bench}.json"
+        path.write_text(json.dumps(data, indent=2, default=str))
+        print(f"\nresult written to {path}")
+        for f in self.figures:
+            mark = {True: "REACHED", False: "NOT reached", None: "not measured"}[f.reached]
+            cmp = ">=" if f.higher_is_better else "<"
+            value = "-" if f.value is None else f"{f.value:,.3g}" if abs(f.value) < 100 else f"{f.value:,.0f}"
+            print(f"  {f.name}: {value} {f.unit} (goal {cmp} {f.goal:,} {f.unit}) {mark}")
+        return path
+
+
+def machine() -> dict[str, str]:
+    """nproc, CPU model, Python and the OS, for the results table."""
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": mem,
+        "python": sys.version.split()[0],
+        "os": platform.platform(),
+    }
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Rate:
+    """Prints a progress line with the running rate at most every ``every`` seconds."""
+
+    def __init__(self, label: str, total: int | None = None, every: float = 2.0) -> None:
+        self.label, self.total, self.every = label, total, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        of = f"/{self.total:,}" if self.total else ""
+        pct = f" {100 * done / self.total:5.1f}%" if self.total else ""
+        print(f"  {self.label}: {done:,}{of}{pct}  {done / elapsed:,.0f}/s  {elapsed:,.1f}s", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (nearest rank) of ``values``."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+@contextlib.contextmanager
+def broker_and_topics(run_dir: Path, partitions: int = 4) -> Iterator[Any]:
+    """A throw-away Tansu broker with the platform's topics; yields the Settings pointing at it."""
+    from scc.broker import start_broker
+    from scc.processes import free_port
+    from schemas.settings import Settings
+    from streams.topics import create_topics
+
+    port = free_port()
+    broker = start_broker(port, run_dir)
+    settings = Settings(kafka=f"127.0.0.1:{port}", data_dir=run_dir / "var", input_partitions=partitions, store=None)
+    try:
+        asyncio.run(create_topics(settings))
+        yield settings
+    finally:
+        broker.stop()
+
+
+def migrated_store(path: Path) -> Any:
+    """A fresh chDB store at ``path`` with the migrations applied."""
+    from clickhouse.migrate import migrate
+    from clickhouse.store import open_store
+
+    store = open_store(f"chdb://{path}")
+    migrate(store)
+    return store
+
+
+def simulated(days: float, seed: int = 1, warmup_days: float = 28) -> Iterator[Any]:
+    """Canonical events of the configured ICB (LLR) for ``days`` after a warm-up, in occurred_at order."""
+    from connectors.simulator import simulate
+    from schemas.config import load_config
+
+    return simulate(
+        load_config().icb,
+        start=SIM_START,
+        duration=dt.timedelta(days=days),
+        seed=seed,
+        warmup=dt.timedelta(days=warmup_days),
+    )
