@@ -56,7 +56,16 @@ IDENTIFIER_COLUMNS: Mapping[str, frozenset[str]] = {
 }
 """Columns the analyst role must never read, by table (see ``clickhouse/access/002_grants.sql`` for why)."""
 
-NOT_FOR_ANALYSTS = frozenset({"schema_migrations"})
+NOT_FOR_ANALYSTS = frozenset(
+    {
+        "schema_migrations",
+        # materialized views of 005_entity_tables: they only write the *_state tables, which analysts may read
+        "ed_attendance_state_mv",
+        "ambulance_incident_state_mv",
+        "spell_state_adt_mv",
+        "spell_state_discharge_mv",
+    }
+)
 """Tables the analyst role has no reason to read at all."""
 
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")

@@ -4,6 +4,11 @@ Why a ledger (``<db>.schema_migrations``) rather than only ``IF NOT EXISTS``: la
 those must run exactly once; the ledger also records a checksum so that editing an applied migration is caught
 instead of silently diverging between stores. Statements in a file end with ``;`` at the end of a line; ``{db}`` is
 replaced by the store's database (default ``scc``).
+
+Materialized views see only rows inserted after they exist, so :func:`migrate` backfills every materialized view a
+migration creates from its source table (:func:`backfill`: ``INSERT INTO <target> <the view's SELECT>``). The views of
+``005_entity_tables`` fold with idempotent aggregates, so a backfill may run again at any time without changing
+anything: ``python -m clickhouse.migrate backfill [DSN]``.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ def migrate(store: Store) -> list[str]:
         " COMMENT 'Migrations applied to this database (clickhouse/migrate.py)'"
     )
     done = applied_migrations(store)
+    views_before = set(materialized_views(store))
     applied: list[str] = []
     for migration in available_migrations():
         if migration.name in done:
@@ -98,4 +104,61 @@ def migrate(store: Store) -> list[str]:
         applied.append(migration.name)
     if applied:
         store.forget_columns()
+        new_views = [v for v in materialized_views(store) if v not in views_before]
+        if new_views:
+            backfill(store, new_views)
     return applied
+
+
+def materialized_views(store: Store) -> dict[str, tuple[str, str]]:
+    """name -> (target table, SELECT) of every materialized view with a TO table in the store's database."""
+    rows = store.query_rows(
+        "SELECT name, as_select, create_table_query FROM system.tables"
+        " WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name",
+        {"db": store.database},
+    )
+    out = {}
+    for name, select, create in rows:
+        target = re.search(r"\bTO\s+(\S+)", create)
+        if target and select:
+            out[name] = (target.group(1), select)
+    return out
+
+
+def backfill(store: Store, views: list[str] | None = None) -> list[str]:
+    """Fold the rows already in each materialized view's source table into its target (all views by default).
+
+    Exact only for views whose target aggregates are idempotent (``005_entity_tables``): rows the view has already
+    written are folded again, and that must change nothing. Returns the views backfilled.
+    """
+    known = materialized_views(store)
+    names = list(known) if views is None else views
+    for name in names:
+        if name not in known:
+            raise MigrationError(f"no materialized view {store.database}.{name} with a TO table to backfill")
+        target, select = known[name]
+        try:
+            store.command(f"INSERT INTO {target} {select}")
+        except Exception as exc:
+            raise MigrationError(f"backfill of {name} into {target} failed: {exc}") from exc
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clickhouse.migrate [migrate|backfill] [DSN]`` (DSN default: $SCC_STORE, else chdb://./var/store)."""
+    import sys
+
+    from clickhouse.store import open_store
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    action = args.pop(0) if args and args[0] in ("migrate", "backfill") else "migrate"
+    with open_store(args[0] if args else None) as store:
+        if action == "backfill":
+            print("backfilled:", ", ".join(backfill(store)) or "nothing")
+        else:
+            print("applied:", ", ".join(migrate(store)) or "nothing")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

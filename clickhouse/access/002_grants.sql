@@ -4,6 +4,9 @@
 --   raw_adt.patient_ref   keyed pseudonym of the NHS number/MRN: links every spell of one person
 --   raw_*.payload         the whole event as JSON, patient_ref included (the typed columns carry everything else)
 --   deadletter.raw        the rejected input's bytes (HL7 is redacted at the edge, stream rejects are arbitrary JSON)
+-- The per-entity views and their state tables (005_entity_tables) carry entity ids, organisations, sites, times and
+-- the typed fields of the events only (no patient_ref, no payload): analysts read them all. Their materialized views
+-- are listed in clickhouse/access.py NOT_FOR_ANALYSTS (they only write the state tables).
 -- A column a later migration adds is granted to nobody until it is added here: tests/unit/test_access.py fails
 -- until every column of every table is either granted below or listed in clickhouse/access.py IDENTIFIER_COLUMNS.
 
@@ -19,3 +22,9 @@ GRANT SELECT(event_id, event_type, occurred_at, source, org_code, site_code, sch
 GRANT SELECT(event_id, event_type, occurred_at, source, org_code, site_code, schema_version, spell_id, discharge_ready_date, pathway, referral_id, kafka_partition, kafka_offset, ingested_at, _keep) ON {db}.raw_discharge TO scc_analyst;
 GRANT SELECT(event_id, event_type, occurred_at, source, org_code, site_code, schema_version, level, kafka_partition, kafka_offset, ingested_at, _keep) ON {db}.raw_opel TO scc_analyst;
 GRANT SELECT(received_at, source_topic, `partition`, `offset`, reason) ON {db}.deadletter TO scc_analyst;
+GRANT SELECT(attendance_id, arrival, mode, org, site, dtype, clock_start, departed, departure, disposal, within_4h, over_12h) ON {db}.ed_attendances TO scc_analyst;
+GRANT SELECT(incident_id, start, org, stop, category, seconds, minutes) ON {db}.ambulance_responses TO scc_analyst;
+GRANT SELECT(spell_id, bed, org, site, bed_category, escalation, open, pathway, drd, admitted_at, discharged_at, drd_at_discharge, counts_for_drd, delay_days) ON {db}.spells TO scc_analyst;
+GRANT SELECT(attendance_id, arrived, cancelled, first_arrival, has_handover, first_handover, departures) ON {db}.ed_attendance_state TO scc_analyst;
+GRANT SELECT(incident_id, has_clock_start, clock_start, arrivals, closed, last_closure, categories) ON {db}.ambulance_incident_state TO scc_analyst;
+GRANT SELECT(spell_id, events) ON {db}.spell_state TO scc_analyst;

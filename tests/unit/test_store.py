@@ -139,6 +139,7 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "002_indicator_snapshots",
             "003_deadletter",
             "004_opel_and_alerts",
+            "005_entity_tables",
         ]
         ddl = s.query_rows("SELECT name, create_table_query FROM system.tables WHERE database = 'scc' ORDER BY name")
         ledger = s.query_rows("SELECT name, checksum, applied_at FROM scc.schema_migrations ORDER BY name")
@@ -159,6 +160,16 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "raw_opel",
             "alerts",
             "schema_migrations",
+            "ed_attendance_state",
+            "ed_attendance_state_mv",
+            "ed_attendances",
+            "ambulance_incident_state",
+            "ambulance_incident_state_mv",
+            "ambulance_responses",
+            "spell_state",
+            "spell_state_adt_mv",
+            "spell_state_discharge_mv",
+            "spells",
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
