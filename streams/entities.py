@@ -51,6 +51,8 @@ class _Entity:
     orphan_reported: bool = False
     excluded: list[ev.EdDeparted] = field(default_factory=list)
     """Departures timed before the attendance's arrival: kept aside (not derived from), still duplicates."""
+    ids: set[str] = field(default_factory=set)
+    """Every event id in ``events`` and ``excluded`` (events only move between the two): the duplicate check."""
 
     @property
     def evidence(self) -> int:
@@ -122,14 +124,9 @@ class EntityTracker:
         entity = self._entities[kind].get(entity_id)
         if entity is None:
             entity = self._entities[kind][entity_id] = _Entity(opened=kind not in OPENERS)
-        sort_key = (event.occurred_at, event.event_id)
-        i = bisect.bisect_left(entity.keys, sort_key)
-        if i < len(entity.keys) and entity.keys[i] == sort_key:
-            return None
-        if any(e.event_id == event.event_id for e in entity.events) or any(
-            e.event_id == event.event_id for e in entity.excluded
-        ):
-            return None  # same id redelivered with another time: first copy wins
+        if event.event_id in entity.ids:
+            return None  # a duplicate, or the same id redelivered with another time: first copy wins
+        entity.ids.add(event.event_id)
         if self.clock is None or event.occurred_at > self.clock:
             self.clock = event.occurred_at
         if topic not in self.topic_clocks or event.occurred_at > self.topic_clocks[topic]:
@@ -141,6 +138,8 @@ class EntityTracker:
                 if report and self.on_reject is not None:
                     self.on_reject(event, departure_reason(event, arrival))
                 return kind, entity_id  # evidence grew: an update with the same fact is harmless
+        sort_key = (event.occurred_at, event.event_id)
+        i = bisect.bisect_left(entity.keys, sort_key)
         entity.keys.insert(i, sort_key)
         entity.events.insert(i, event)
         if kind in OPENERS:

@@ -3,7 +3,9 @@
 A fact is the small, immutable summary the indicators are computed from. The entity trackers derive it from the
 entity's (deduplicated, time-ordered) events and the aggregator counts it; when a late or corrected event changes an
 entity, its new fact simply replaces the old one, so delivery order never changes a result. Facts travel between the
-two stages of the stream (topic ``scc.facts``) as compact JSON arrays (:func:`to_wire`, :func:`from_wire`).
+two stages of the stream (topic ``scc.facts``) as compact JSON arrays, many updates per record
+(:func:`batch_to_wire`, :func:`batch_from_wire`; :func:`to_wire` / :func:`from_wire` for one update, the format of
+earlier releases, which stage 2 still reads).
 """
 
 from __future__ import annotations
@@ -162,3 +164,39 @@ def from_wire(raw: bytes) -> tuple[FactKind, str, Fact | None, dt.datetime, int]
     kind, entity_id, values, clock, evidence = orjson.loads(raw)
     fact = None if values is None else _decode(kind, values)
     return kind, entity_id, fact, dt.datetime.fromisoformat(clock), evidence
+
+
+BATCH_KIND = "batch"
+"""First element of a batch record: ``["batch", [[kind, entity_id, values, evidence], ...], clock]``."""
+
+FactEntry = tuple[FactKind, str, "Fact | None", int]
+"""One fact update inside a batch: kind, entity id, fact (None = no longer counts), evidence."""
+
+
+def batch_to_wire(updates: list[FactEntry], clock: dt.datetime) -> bytes:
+    """Serialise many fact updates and the sender's event clock as one record (one send instead of one per fact).
+
+    Each entry is what :func:`to_wire` carries minus the clock, which the batch carries once."""
+    return orjson.dumps(
+        [BATCH_KIND, [[k, i, None if f is None else _values(f), e] for k, i, f, e in updates], clock]
+    )
+
+
+def decode_entry(entry: list[Any]) -> FactEntry:
+    """One entry of a batch record (``[kind, entity_id, values, evidence]``); raises ValueError, TypeError,
+    IndexError or KeyError on anything else."""
+    kind, entity_id, values, evidence = entry
+    if kind not in FACT_TYPES or not isinstance(entity_id, str) or type(evidence) is not int:
+        raise ValueError(f"not a fact update of a known kind: {str(kind)[:20]!r}")
+    fact = None if values is None else _decode(kind, values)
+    if fact is not None and type(fact) is not FACT_TYPES[kind]:
+        raise ValueError(f"not a fact of kind {kind!r}")
+    return kind, entity_id, fact, evidence
+
+
+def batch_from_wire(raw: bytes) -> tuple[list[FactEntry], dt.datetime]:
+    """Inverse of :func:`batch_to_wire` (every entry decoded; the first bad one raises)."""
+    tag, entries, clock = orjson.loads(raw)
+    if tag != BATCH_KIND or not isinstance(entries, list):
+        raise ValueError("not a batch of fact updates")
+    return [decode_entry(e) for e in entries], dt.datetime.fromisoformat(clock)
