@@ -52,8 +52,8 @@ def render(results: dict[str, dict]) -> str:
     lines = [
         "# Performance",
         "",
-        f"Measured {dt.date.today().isoformat()} with `python -m bench.all` (each figure also has its own command,",
-        "below). Figures come from one run of each benchmark on the machine described here, **shared with other",
+        f"Measured {dt.date.today().isoformat()}: each row is the latest result of its own command (below), which",
+        "`python -m bench.all` runs in turn and `--report-only` gathers into this page. The machine was **shared with other",
         "work at the time** (other test runs competed for the 2 cores), so absolute rates are conservative; ratios",
         "are measured side by side in the same run, as the issue asks. Benchmarks are not tests: nothing here is",
         "asserted in `tests/`.",
