@@ -83,7 +83,7 @@ def _evidence(name: str, outcome: h.Outcome) -> str:
     ev = outcome.evidence
     if "write_failures_during_outage" in ev:
         return (
-            f"{ev['write_failures_during_outage']:.0f} failed writes (backoff 0.5→8 s); paused {ev.get('paused_for_s')} s: "
+            f"{ev['write_failures_during_outage']:.0f} failed writes (backoff 0.5→8 s); paused {ev.get('paused_for_s', 0):.1f} s: "
             f"consumed {ev.get('consumed_while_paused')} and committed {ev.get('committed_while_paused')} "
             f"records meanwhile while its lag grew by ≥{ev.get('lag_growth_while_paused')}; held "
             f"{ev['sink_consumed_during_outage']:.0f} records (≤ one batch of 20,000); RSS {ev['sink_rss_mb_before']} → "
