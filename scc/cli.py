@@ -7,22 +7,28 @@ import csv
 import datetime as dt
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from grafana.cli import grafana_app
 from scc.access_cli import access_app
+from scc.cli_common import (
+    StoreOption,
+    err,
+    fail,
+    load_platform_config,
+    load_settings,
+    open_configured_store,
+    parse_time,
+)
 from scc.ingest_cli import ingest_app
 from scc.report_cli import report_app
 from scc.stack_cli import stack_app
-from schemas.config import ConfigError, load_config
 from schemas.settings import Settings
 
 app = typer.Typer(help="Real-time urgent and emergency care indicators for NHS System Co-ordination Centres.")
@@ -35,54 +41,6 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(grafana_app, name="grafana")
 app.add_typer(stack_app, name="stack")
 app.add_typer(report_app, name="report")
-err = Console(stderr=True)
-
-StoreOption = Annotated[
-    str | None,
-    typer.Option(
-        "--store", help="Store DSN: chdb://PATH (default chdb://./var/store) or http(s)://…", envvar="SCC_STORE"
-    ),
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
-
-
-def _settings(store: str | None = None) -> Settings:
-    if store:
-        os.environ["SCC_STORE"] = store
-    try:
-        return Settings()
-    except ValueError as exc:
-        raise _fail(f"bad SCC_* setting: {exc}") from None
-
-
-def _config(settings: Settings):  # noqa: ANN202 - PlatformConfig
-    try:
-        return load_config(settings.icb_file)
-    except ConfigError as exc:
-        raise _fail(f"configuration:\n{exc}") from None
-
-
-def _open_store(settings: Settings):  # noqa: ANN202 - Store
-    from clickhouse.store import open_store
-
-    try:
-        return open_store(settings.store)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _parse_time(value: str, option: str) -> dt.datetime:
-    try:
-        ts = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{option}: not an ISO 8601 timestamp: {value!r}") from None
-    if ts.tzinfo is None:
-        raise _fail(f"{option}: give an offset (e.g. {value}+00:00 or Z): local time is ambiguous on clock-change days")
-    return ts.astimezone(dt.UTC)
 
 
 def _progress() -> Progress:
@@ -105,7 +63,7 @@ def db_migrate(store: StoreOption = None) -> None:
     """Create or upgrade the store's tables (safe to run again)."""
     from clickhouse.migrate import migrate
 
-    st = _open_store(_settings(store))
+    st = open_configured_store(load_settings(store))
     try:
         applied = migrate(st)
     finally:
@@ -125,9 +83,9 @@ def replay(
     from clickhouse.migrate import migrate
     from scc.replay import replay as run_replay
 
-    settings = _settings(store)
-    config = _config(settings)
-    st = _open_store(settings)
+    settings = load_settings(store)
+    config = load_platform_config(settings)
+    st = open_configured_store(settings)
     try:
         migrate(st)
         with _progress() as progress:
@@ -162,10 +120,10 @@ def indicators(
     from scc.history import events_until
     from streams.engine import evaluate_at
 
-    settings = _settings(store)
-    config = _config(settings)
-    when = _parse_time(at, "--at")
-    st = _open_store(settings)
+    settings = load_settings(store)
+    config = load_platform_config(settings)
+    when = parse_time(at, "--at")
+    st = open_configured_store(settings)
     try:
         snapshots = evaluate_at(config, events_until(st, when), when)
     finally:
@@ -198,13 +156,13 @@ def query(
 ) -> None:
     """Run SQL against the store (analysts: the tables are in database ``scc``)."""
     if output_format not in ("csv", "json"):
-        raise _fail("--format must be csv or json")
-    st = _open_store(_settings(store))
+        raise fail("--format must be csv or json")
+    st = open_configured_store(load_settings(store))
     try:
         try:
             rows = st.query_dicts(sql)
         except Exception as exc:  # noqa: BLE001 - any server-side error is the user's SQL: say it plainly
-            raise _fail(f"query failed: {str(exc).splitlines()[0][:500]}") from None
+            raise fail(f"query failed: {str(exc).splitlines()[0][:500]}") from None
     finally:
         st.close()
     if output_format == "json":
@@ -232,10 +190,10 @@ def simulate(
     from connectors.simulator import simulate as run_simulation
 
     if scenario not in SCENARIOS:
-        raise _fail(f"--scenario must be one of {', '.join(SCENARIOS)}")
-    settings = _settings()
-    config = _config(settings)
-    begin = _parse_time(start, "--start") if start else _default_start()
+        raise fail(f"--scenario must be one of {', '.join(SCENARIOS)}")
+    settings = load_settings()
+    config = load_platform_config(settings)
+    begin = parse_time(start, "--start") if start else _default_start()
     events = run_simulation(
         config.icb,
         scenario=scenario,
@@ -270,16 +228,16 @@ def demo(
     from scc.demo import DemoOptions, run_demo
 
     if scenario not in SCENARIOS:
-        raise _fail(f"--scenario must be one of {', '.join(SCENARIOS)}")
+        raise fail(f"--scenario must be one of {', '.join(SCENARIOS)}")
     if speed <= 0:
-        raise _fail("--speed must be positive")
-    settings = _settings(store)
-    config = _config(settings)
+        raise fail("--speed must be positive")
+    settings = load_settings(store)
+    config = load_platform_config(settings)
     options = DemoOptions(
         speed=None if fast else speed,
         scenario=scenario,
         duration=dt.timedelta(hours=hours),
-        start=_parse_time(start, "--start") if start else _default_start(),
+        start=parse_time(start, "--start") if start else _default_start(),
         seed=seed,
     )
     raise typer.Exit(run_demo(settings, config, options))
@@ -300,8 +258,14 @@ def worker() -> None:
     """Run a Faust worker (the two indicator agents); scale out by starting more in the same group."""
     from streams.app import app as faust_app
 
-    _serve_metrics(_settings())
-    sys.argv = ["scc-worker", "worker", "--without-web", "--loglevel", "info"]  # Faust's CLI would re-enable its web server on 0.0.0.0
+    _serve_metrics(load_settings())
+    sys.argv = [
+        "scc-worker",
+        "worker",
+        "--without-web",
+        "--loglevel",
+        "info",
+    ]  # Faust's CLI would re-enable its web server on 0.0.0.0
     faust_app.main()
 
 
@@ -313,7 +277,7 @@ def sink(store: StoreOption = None) -> None:
     from connectors.clickhouse_sink import ClickHouseSink
     from streams.metrics import default_metrics
 
-    settings = _settings(store)
+    settings = load_settings(store)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _serve_metrics(settings)
 
@@ -333,7 +297,7 @@ def sink(store: StoreOption = None) -> None:
             settings,
             store_factory,
             status_file=run_dir / "sink-status.json",
-            metrics=default_metrics(_config(settings).icb),
+            metrics=default_metrics(load_platform_config(settings).icb),
         )
         stats = await sink.run(stop)
         logging.getLogger("scc.sink").info("stopped: %s", stats)
@@ -346,7 +310,7 @@ def topics_create() -> None:
     """Create the platform's topics with their partition counts (on the broker in SCC_KAFKA)."""
     from streams.topics import create_topics
 
-    created = asyncio.run(create_topics(_settings()))
+    created = asyncio.run(create_topics(load_settings()))
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 

@@ -13,11 +13,9 @@ from typing import Annotated
 
 import typer
 
-report_app = typer.Typer(help="NHS monthly returns (A&E, ambulance, discharge) recomputed from the stored events.")
+import scc.cli_common as common
 
-# After report_app: scc.cli imports report_app from here, and the options and helpers below come from scc.cli, so
-# either module may be imported first. Annotations are strings, resolved when the command runs.
-import scc.cli as cli  # noqa: E402
+report_app = typer.Typer(help="NHS monthly returns (A&E, ambulance, discharge) recomputed from the stored events.")
 
 FORMATS = ("csv", "json")
 
@@ -31,29 +29,29 @@ def monthly(
     at: Annotated[
         str | None, typer.Option("--at", help="only events with occurred_at <= this (ISO 8601 with offset)")
     ] = None,
-    store: cli.StoreOption = None,
+    store: common.StoreOption = None,
 ) -> None:
     """One monthly return for every organisation it applies to (or --org), to stdout."""
     from clickhouse.returns import COLUMNS, RETURNS, monthly_return, parse_month, return_organisations
 
     if kind not in RETURNS:
-        raise cli._fail(f"--return must be one of {', '.join(RETURNS)}, not {kind!r}")
+        raise common.fail(f"--return must be one of {', '.join(RETURNS)}, not {kind!r}")
     if output_format not in FORMATS:
-        raise cli._fail(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+        raise common.fail(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
     try:
         parse_month(month)
     except ValueError as exc:
-        raise cli._fail(f"--month: {exc}") from None
-    when = cli._parse_time(at, "--at") if at else None
-    settings = cli._settings(store)
-    config = cli._config(settings)
+        raise common.fail(f"--month: {exc}") from None
+    when = common.parse_time(at, "--at") if at else None
+    settings = common.load_settings(store)
+    config = common.load_platform_config(settings)
     orgs = return_organisations(config.icb, kind)
     if org is not None and org not in orgs:
-        raise cli._fail(
+        raise common.fail(
             f"--org: organisation {org!r} has no {kind} return in ICB {config.icb.code}"
             f" (use one of: {', '.join(orgs) or 'none configured'})"
         )
-    st = cli._open_store(settings)
+    st = common.open_configured_store(settings)
     try:
         rows = monthly_return(st, config.icb, kind, month, org=org, at=when)
     finally:
