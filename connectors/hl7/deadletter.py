@@ -1,6 +1,6 @@
 """Dead letters for rejected HL7 messages: the ``scc.deadletter`` record shape, with identifiers taken out first.
 
-The record is the one the stream worker writes (``streams.app.dead_letter_record``: reason, source topic, partition,
+The record is the one the stream worker writes (``streams.intake.dead_letter_record``: reason, source topic, partition,
 offset, raw bytes in base64, received_at), so the ClickHouse sink stores both alike. The message did not come from
 Kafka, so partition is -1; the offset is a stable 63-bit key of the (redacted) message instead of -1, because the
 store deduplicates dead letters on (source topic, partition, offset): a rejected message sent again collapses into

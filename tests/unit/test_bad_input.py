@@ -16,8 +16,9 @@ from connectors.simulator import simulate
 from schemas import events as ev
 from schemas.events import MAX_EVENT_BYTES, EventRejected, dump_event, parse_event
 from schemas.settings import Settings
-from streams.app import _parse_record, dead_letter_record
 from streams.entities import EntityTracker
+from streams.intake import dead_letter_record
+from streams.intake import parse_record as _parse_record
 from streams.orphans import Orphan, orphan_counter
 
 UTC = dt.UTC

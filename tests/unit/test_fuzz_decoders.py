@@ -3,7 +3,7 @@ anything else (an unexpected exception in a decoder would stop a worker, a sink 
 
 - ``schemas.events.parse_event`` (worker and sink): arbitrary bytes and text, arbitrary JSON structures, and valid
   events with one field replaced by arbitrary JSON -> an event or :class:`EventRejected`;
-- ``streams.app._parse_record`` (the worker's decoder around it) -> an event or :class:`EventRejected`;
+- ``streams.intake.parse_record`` (the worker's decoder around it) -> an event or :class:`EventRejected`;
 - ``streams.facts.from_wire``: the round trip is the identity; arbitrary input fails only with a decoding error
   (ValueError, TypeError, IndexError, KeyError) that the aggregate agent catches;
 - HL7: ``MllpDecoder.feed`` never raises and reassembles framed messages however the bytes are split;
@@ -38,8 +38,8 @@ from connectors.pseudonymise import Pseudonymiser
 from schemas.config import load_icb
 from schemas.events import EVENT_MODELS, Envelope, EventRejected, parse_event
 from schemas.settings import Settings
-from streams.app import _parse_record
 from streams.facts import AttendanceFact, DeclaredLevelFact, IncidentFact, Referral, SpellFact, from_wire, to_wire
+from streams.intake import parse_record as _parse_record
 from streams.topics import ALERTS, DEADLETTER, INDICATORS, INPUT_TOPICS
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
