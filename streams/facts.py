@@ -177,9 +177,7 @@ def batch_to_wire(updates: list[FactEntry], clock: dt.datetime) -> bytes:
     """Serialise many fact updates and the sender's event clock as one record (one send instead of one per fact).
 
     Each entry is what :func:`to_wire` carries minus the clock, which the batch carries once."""
-    return orjson.dumps(
-        [BATCH_KIND, [[k, i, None if f is None else _values(f), e] for k, i, f, e in updates], clock]
-    )
+    return orjson.dumps([BATCH_KIND, [[k, i, None if f is None else _values(f), e] for k, i, f, e in updates], clock])
 
 
 def decode_entry(entry: list[Any]) -> FactEntry:
