@@ -380,9 +380,17 @@ def parse_event(raw: bytes | str | dict[str, Any] | None, *, now: dt.datetime | 
     return event
 
 
+_TOPIC_OF_TYPE: dict[str, str] = {}
+"""``topic_of`` memoised by event type (a validated literal, so bounded): it runs several times per event."""
+
+
 def topic_of(event: Envelope) -> str:
     """The canonical topic of an event, from its type's family (``ed.arrived`` -> ``scc.ed``)."""
-    return TOPIC_OF_FAMILY[event.event_type.split(".", 1)[0]]  # type: ignore[attr-defined]
+    event_type: str = event.event_type  # type: ignore[attr-defined]
+    topic = _TOPIC_OF_TYPE.get(event_type)
+    if topic is None:
+        topic = _TOPIC_OF_TYPE[event_type] = TOPIC_OF_FAMILY[event_type.split(".", 1)[0]]
+    return topic
 
 
 def key_of(event: Envelope) -> str:

@@ -34,6 +34,10 @@ KIND_OF_TOPIC: dict[str, FactKind] = {
     "scc.adt": "spell",
     "scc.discharge": "spell",
 }
+KEY_FIELD: dict[FactKind, str] = {
+    kind: ev.KEY_FIELD_OF_TOPIC[topic] for topic, kind in KIND_OF_TOPIC.items() if topic in ev.KEY_FIELD_OF_TOPIC
+}
+"""The event field holding each kind's entity id (what :func:`schemas.events.key_of` reads; OPEL is keyed by site)."""
 DERIVE = {
     "ed": derive_attendance,
     "ambulance": derive_incident,
@@ -111,16 +115,18 @@ class EntityTracker:
         if event.site_code is not None and event.site_code not in self._icb.sites:
             raise EventRejected(f"site_code: unknown site {event.site_code!r} for ICB {self._icb.code}")
 
-    def add(self, event: ev.Envelope, *, report: bool = True) -> tuple[FactKind, str] | None:
+    def add(self, event: ev.Envelope, *, report: bool = True, known: bool = False) -> tuple[FactKind, str] | None:
         """Record an event; return its entity when the event was new (a duplicate returns None).
 
         A departure before the attendance's arrival is set aside (see the module doc) and reported to ``on_reject``
-        unless ``report`` is false (a rebuild, whose events were reported the first time).
+        unless ``report`` is false (a rebuild, whose events were reported the first time). ``known``: the caller
+        has already passed the event through :meth:`check_known`.
         """
-        self.check_known(event)
+        if not known:
+            self.check_known(event)
         topic = ev.topic_of(event)
         kind = KIND_OF_TOPIC[topic]
-        entity_id = ev.key_of(event)
+        entity_id = (event.site_code or event.org_code) if kind == "opel" else getattr(event, KEY_FIELD[kind])
         entity = self._entities[kind].get(entity_id)
         if entity is None:
             entity = self._entities[kind][entity_id] = _Entity(opened=kind not in OPENERS)
@@ -222,9 +228,9 @@ class EntityTracker:
         touched = self.add(event)
         return None if touched is None else self.refresh(*touched)
 
-    def ingest_many(self, batch: list[ev.Envelope], *, report: bool = True) -> list[FactUpdate]:
+    def ingest_many(self, batch: list[ev.Envelope], *, report: bool = True, known: bool = False) -> list[FactUpdate]:
         """Add a batch, then derive each touched entity once (cheaper than per event under load)."""
-        touched = dict.fromkeys(t for t in (self.add(e, report=report) for e in batch) if t is not None)
+        touched = dict.fromkeys(t for t in (self.add(e, report=report, known=known) for e in batch) if t is not None)
         return [u for u in (self.refresh(*t) for t in touched) if u is not None]
 
     def entity_count(self, kind: FactKind) -> int:

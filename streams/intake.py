@@ -116,7 +116,7 @@ def ingest_quietly(tracker: EntityTracker, records: list[ConsumerRecord]) -> Non
         except EventRejected:
             continue
         events.append(event)
-    tracker.ingest_many(events, report=False)
+    tracker.ingest_many(events, report=False, known=True)
 
 
 async def replay_partitions(
@@ -310,7 +310,7 @@ class EntityStage:
             self.metrics.events_in(topic, n)
         for partition, events in by_partition.items():
             tracker = self.trackers[partition]
-            updates = tracker.ingest_many(events)
+            updates = tracker.ingest_many(events, known=True)
             for event, reason in self._set_aside.pop(partition, []):
                 offset, raw = origin.get(id(event), (None, None))
                 if offset is None:  # held from an earlier batch: no record at hand, a stable key instead
