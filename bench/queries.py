@@ -24,6 +24,12 @@ docs/analysts.md), first as the store holds them, then after ``OPTIMIZE TABLE ..
 Opening an older store applies migration 005, whose backfill folds the events already stored (timed as
 ``migrate_seconds``); a fresh store is generated with the materialized views attached.
 
+Last, the analyst marts (``clickhouse/migrations/006_analyst_marts.sql``: refreshable materialized views that copy
+the three views into plain ``MergeTree`` tables ordered by organisation and time). The bench waits for the refresh
+every process starts with, times one full refresh of the three marts (``clickhouse.migrate.refresh_marts``, one
+after the other), stops their schedules so that no refresh competes with the timings, and times the same three
+questions on the marts, comparing their answers with the views' (``--no-marts`` skips this).
+
 Run: ``python -m bench.queries [--events 20000000] [--store var/bench/history]``; ``--events 100000000`` is the
 issue's size (~10 min of generation on 2 cores, ~5 GB of disk). The store is kept and reused when it already holds
 the requested number of events.
@@ -192,7 +198,14 @@ GROUP BY org_code, bucket ORDER BY org_code, bucket
 """,
 }
 SCHEMA_SOURCES = {"ed": "scc.ed_attendances", "responses": "scc.ambulance_responses", "spells": "scc.spells"}
+MART_SOURCES = {
+    "ed": "scc.ed_attendances_mart",
+    "responses": "scc.ambulance_responses_mart",
+    "spells": "scc.spells_mart",
+}
 STATE_TABLES = ("ed_attendance_state", "ambulance_incident_state", "spell_state")
+MART_TABLES = ("ed_attendances_mart", "ambulance_responses_mart", "spells_mart")
+REFRESH_GOAL_S = 360.0  # 10% of the marts' hourly refresh period: the share of the machine the schedule may take
 
 
 def entity_queries(sources: dict[str, str] = SCHEMA_SOURCES) -> dict[str, str]:
@@ -241,11 +254,36 @@ def _generate(store, events: int) -> float:  # noqa: ANN001
     return time.perf_counter() - t
 
 
-def _state_parts(store) -> int:  # noqa: ANN001
-    tables = ", ".join(f"'{t}'" for t in STATE_TABLES)
+def _state_parts(store, names: tuple[str, ...] = STATE_TABLES) -> int:  # noqa: ANN001
+    tables = ", ".join(f"'{t}'" for t in names)
     return store.query_rows(
         f"SELECT count() FROM system.parts WHERE database = 'scc' AND active AND table IN ({tables})"
     )[0][0]
+
+
+def _refresh_marts(store) -> tuple[float, dict[str, float], int, float]:  # noqa: ANN001
+    """Wait for any refresh under way, time one full refresh of the marts, then stop their schedules.
+
+    Returns (seconds for all three, seconds per view, rows in the marts, GiB on disk).
+    """
+    from clickhouse.migrate import refresh_marts, refreshable_views
+
+    views = refreshable_views(store)
+    t = time.perf_counter()
+    for view in views:  # the refresh a process starts with (006_analyst_marts.sql): not the one timed
+        store.command(f"SYSTEM WAIT VIEW scc.{view}")
+    print(f"analyst marts: waited {time.perf_counter() - t:.1f}s for the refreshes under way")
+    t = time.perf_counter()
+    per_view = refresh_marts(store, views)
+    took = time.perf_counter() - t
+    for view in views:  # a scheduled refresh must not compete with the timings (refresh_marts still works)
+        store.command(f"SYSTEM STOP VIEW scc.{view}")
+    names = ", ".join(f"'{t}'" for t in MART_TABLES)
+    rows, disk = store.query_rows(
+        f"SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = 'scc' AND active AND table IN ({names})"
+    )[0]
+    print(f"analyst marts refreshed in {took:.1f}s ({', '.join(f'{v} {s:.1f}s' for v, s in per_view.items())})")
+    return took, per_view, rows, disk / 2**30
 
 
 def main(argv: list[str] | None = None) -> Result:
@@ -256,6 +294,7 @@ def main(argv: list[str] | None = None) -> Result:
     parser.add_argument("--fresh", action="store_true", help="delete the store and generate again")
     parser.add_argument("--no-entity", action="store_true", help="skip the per-entity tables")
     parser.add_argument("--no-optimize", action="store_true", help="do not merge the per-entity tables' parts")
+    parser.add_argument("--no-marts", action="store_true", help="skip the analyst marts (006)")
     args = parser.parse_args(argv)
 
     from clickhouse.migrate import migrate
@@ -291,6 +330,10 @@ def main(argv: list[str] | None = None) -> Result:
         "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'scc' AND active AND table LIKE '%_state'"
     )[0][0]
     print(f"history: {held:,} raw events, {disk / 2**30:.2f} GiB on disk (+{entity_disk / 2**30:.2f} GiB entity state)")
+    refresh_s = mart_rows = mart_disk = None
+    refresh_per_view: dict[str, float] = {}
+    if not args.no_marts:  # first: afterwards no refresh runs, and none competes with the timings below
+        refresh_s, refresh_per_view, mart_rows, mart_disk = _refresh_marts(store)
     timings, rows, answers = _time(store, QUERIES, args.repeat, "raw events")
     entity: dict[str, list[float]] = {}
     merged: dict[str, list[float]] = {}
@@ -310,6 +353,16 @@ def main(argv: list[str] | None = None) -> Result:
             parts_after = _state_parts(store)
             print(f"per-entity tables merged in {optimize_s:.1f}s ({parts_after} active parts)")
             merged, _, _ = _time(store, entity_queries(), args.repeat, "per-entity views, merged")
+    marts: dict[str, list[float]] = {}
+    mart_parts = None
+    same_as_views: dict[str, bool] = {}
+    if not args.no_marts:
+        mart_parts = _state_parts(store, MART_TABLES)
+        print(f"analyst marts ({mart_parts} active parts)")
+        marts, _, mart_answers = _time(store, entity_queries(MART_SOURCES), args.repeat, "analyst marts")
+        if not args.no_entity:
+            same_as_views = {name: mart_answers[name] == entity_answers[name] for name in QUERIES}
+            print(f"  same results as the per-entity views: {same_as_views}")
     store.close()
     scale = f"{held / 1e6:,.0f}M raw events"
     figures = [
@@ -339,6 +392,33 @@ def main(argv: list[str] | None = None) -> Result:
             )
             for name, times in measured.items()
         ]
+    figures += [
+        Figure(
+            f"Same query on the analyst marts (006), after a refresh: {name}",
+            round(statistics.median(times), 3),
+            "s",
+            1.0,
+            higher_is_better=False,
+            note=f"{scale}, {mart_parts} active parts; {rows[name]} result rows, "
+            + {True: "same as the views", False: "**differ from the views**", None: "not compared"}[
+                same_as_views.get(name)
+            ],
+        )
+        for name, times in marts.items()
+    ]
+    if refresh_s is not None:
+        figures.append(
+            Figure(
+                "Full refresh of the three analyst marts (006), one after the other",
+                round(refresh_s, 1),
+                "s",
+                REFRESH_GOAL_S,
+                higher_is_better=False,
+                note=f"{scale}, {mart_rows:,} mart rows ({mart_disk:.2f} GiB); "
+                + ", ".join(f"{v.removesuffix('_mart_refresh')} {s:.0f} s" for v, s in refresh_per_view.items())
+                + "; goal: 10% of the hourly refresh period",
+            )
+        )
     result = Result(
         "queries",
         f"python -m bench.queries --events {args.events} --repeat {args.repeat}",
@@ -357,6 +437,13 @@ def main(argv: list[str] | None = None) -> Result:
             "optimize_final_seconds": optimize_s and round(optimize_s, 1),
             "entity_state_parts_merged": parts_after,
             "entity_merged_timings_s": {k: [round(x, 3) for x in v] for k, v in merged.items()},
+            "mart_refresh_seconds": refresh_s and round(refresh_s, 1),
+            "mart_refresh_seconds_per_view": {k: round(v, 1) for k, v in refresh_per_view.items()},
+            "mart_rows": mart_rows,
+            "mart_disk_gib": mart_disk and round(mart_disk, 2),
+            "mart_parts": mart_parts,
+            "mart_timings_s": {k: [round(x, 3) for x in v] for k, v in marts.items()},
+            "mart_same_answers_as_views": same_as_views,
             "queries": QUERIES,  # bench/all.py leaves this key out of docs/performance.md
         },
         seconds=time.perf_counter() - started,

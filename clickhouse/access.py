@@ -64,6 +64,10 @@ NOT_FOR_ANALYSTS = frozenset(
         "ambulance_incident_state_mv",
         "spell_state_adt_mv",
         "spell_state_discharge_mv",
+        # refreshable views of 006_analyst_marts: they only rebuild the *_mart tables, which analysts may read
+        "ed_attendances_mart_refresh",
+        "ambulance_responses_mart_refresh",
+        "spells_mart_refresh",
     }
 )
 """Tables the analyst role has no reason to read at all."""

@@ -9,19 +9,27 @@ Materialized views see only rows inserted after they exist, so :func:`migrate` b
 migration creates from its source table (:func:`backfill`: ``INSERT INTO <target> <the view's SELECT>``). The views of
 ``005_entity_tables`` fold with idempotent aggregates, so a backfill may run again at any time without changing
 anything: ``python -m clickhouse.migrate backfill [DSN]``.
+
+*Refreshable* materialized views (``REFRESH EVERY ...``: the analyst marts of ``006_analyst_marts``) are never
+backfilled: each refresh replaces its target with the whole result, so an INSERT would only duplicate rows. Instead
+:func:`migrate` refreshes the ones it creates and waits for them (:func:`refresh_marts`), and
+``python -m clickhouse.migrate refresh [DSN]`` (``scc db refresh``) does the same for all of them on demand.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from clickhouse.store import Store
 
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
+_REFRESHABLE = re.compile(r"^CREATE MATERIALIZED VIEW\s+\S+\s+REFRESH\s", re.IGNORECASE)
 
 
 class MigrationError(RuntimeError):
@@ -81,6 +89,7 @@ def migrate(store: Store) -> list[str]:
     )
     done = applied_migrations(store)
     views_before = set(materialized_views(store))
+    refreshable_before = set(refreshable_views(store))
     applied: list[str] = []
     for migration in available_migrations():
         if migration.name in done:
@@ -107,26 +116,90 @@ def migrate(store: Store) -> list[str]:
         new_views = [v for v in materialized_views(store) if v not in views_before]
         if new_views:
             backfill(store, new_views)
+        new_marts = [v for v in refreshable_views(store) if v not in refreshable_before]
+        if new_marts:  # created EMPTY: fill them now rather than at their first scheduled refresh
+            refresh_marts(store, new_marts)
     return applied
 
 
-def materialized_views(store: Store) -> dict[str, tuple[str, str]]:
-    """name -> (target table, SELECT) of every materialized view with a TO table in the store's database."""
-    rows = store.query_rows(
+def _view_definitions(store: Store) -> list[tuple[str, str, str]]:
+    """(name, SELECT, CREATE statement) of every materialized view in the store's database."""
+    return store.query_rows(
         "SELECT name, as_select, create_table_query FROM system.tables"
         " WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name",
         {"db": store.database},
     )
+
+
+def materialized_views(store: Store) -> dict[str, tuple[str, str]]:
+    """name -> (target table, SELECT) of every incremental materialized view with a TO table in the store's database.
+
+    Refreshable views are left out (:func:`refreshable_views`): they are refreshed, never backfilled.
+    """
     out = {}
-    for name, select, create in rows:
+    for name, select, create in _view_definitions(store):
         target = re.search(r"\bTO\s+(\S+)", create)
-        if target and select:
+        if target and select and not _REFRESHABLE.match(create):
             out[name] = (target.group(1), select)
     return out
 
 
+def refreshable_views(store: Store) -> list[str]:
+    """Names of the refreshable materialized views (``REFRESH EVERY|AFTER``) in the store's database, sorted."""
+    return [name for name, _, create in _view_definitions(store) if _REFRESHABLE.match(create)]
+
+
+def refresh_marts(store: Store, views: list[str] | None = None) -> dict[str, float]:
+    """Refresh each refreshable view now and wait until its target holds the result; return seconds per view.
+
+    One view at a time (each refresh is a full fold of its source: running them side by side only makes each slower).
+    ``SYSTEM REFRESH VIEW`` while a refresh runs makes the view refresh again after it, from the data as it is then,
+    so when ``SYSTEM WAIT VIEW`` returns the target reflects every row stored before this call. A view whose
+    schedule was stopped (``SYSTEM STOP VIEW``, which would ignore the request) is started for the refresh and
+    stopped again. A refresh that fails or did not run raises :class:`MigrationError` (the target keeps its previous
+    contents).
+    """
+    known = refreshable_views(store)
+    names = known if views is None else views
+    took: dict[str, float] = {}
+    for name in names:
+        if name not in known:
+            raise MigrationError(f"no refreshable materialized view {store.database}.{name}")
+        view = store.table(name)
+        started = time.perf_counter()
+        asked_at, _, status, _ = _refresh_state(store, name)
+        stopped = status == "Disabled"
+        try:
+            if stopped:
+                store.command(f"SYSTEM START VIEW {view}")
+            store.command(f"SYSTEM REFRESH VIEW {view}")
+            store.command(f"SYSTEM WAIT VIEW {view}")
+        except Exception as exc:
+            raise MigrationError(f"refresh of {view} failed: {exc}") from exc
+        finally:
+            if stopped:
+                store.command(f"SYSTEM STOP VIEW {view}")
+        _, succeeded_at, _, error = _refresh_state(store, name)
+        if error or succeeded_at is None or succeeded_at < asked_at:
+            raise MigrationError(f"refresh of {view} did not complete: {error or 'no successful refresh since'}")
+        took[name] = time.perf_counter() - started
+    return took
+
+
+def _refresh_state(store: Store, view: str) -> tuple[Any, Any, str, str]:
+    """(the server's now, the view's last successful refresh start, its status, its last error) from the server."""
+    rows = store.query_rows(
+        "SELECT now(), last_success_time, status, exception FROM system.view_refreshes"
+        " WHERE database = {db:String} AND view = {v:String}",
+        {"db": store.database, "v": view},
+    )
+    if not rows:
+        raise MigrationError(f"{store.database}.{view} is not in system.view_refreshes")
+    return rows[0]
+
+
 def backfill(store: Store, views: list[str] | None = None) -> list[str]:
-    """Fold the rows already in each materialized view's source table into its target (all views by default).
+    """Fold the rows already in each incremental materialized view's source table into its target (all by default).
 
     Exact only for views whose target aggregates are idempotent (``005_entity_tables``): rows the view has already
     written are folded again, and that must change nothing. Returns the views backfilled.
@@ -135,7 +208,10 @@ def backfill(store: Store, views: list[str] | None = None) -> list[str]:
     names = list(known) if views is None else views
     for name in names:
         if name not in known:
-            raise MigrationError(f"no materialized view {store.database}.{name} with a TO table to backfill")
+            raise MigrationError(
+                f"no incremental materialized view {store.database}.{name} with a TO table to backfill"
+                " (refreshable views are refreshed instead: refresh_marts)"
+            )
         target, select = known[name]
         try:
             store.command(f"INSERT INTO {target} {select}")
@@ -145,16 +221,20 @@ def backfill(store: Store, views: list[str] | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m clickhouse.migrate [migrate|backfill] [DSN]`` (DSN default: $SCC_STORE, else chdb://./var/store)."""
+    """``python -m clickhouse.migrate [migrate|backfill|refresh] [DSN]`` (DSN default: $SCC_STORE, else
+    chdb://./var/store)."""
     import sys
 
     from clickhouse.store import open_store
 
     args = list(sys.argv[1:] if argv is None else argv)
-    action = args.pop(0) if args and args[0] in ("migrate", "backfill") else "migrate"
+    action = args.pop(0) if args and args[0] in ("migrate", "backfill", "refresh") else "migrate"
     with open_store(args[0] if args else None) as store:
         if action == "backfill":
             print("backfilled:", ", ".join(backfill(store)) or "nothing")
+        elif action == "refresh":
+            took = refresh_marts(store)
+            print("refreshed:", ", ".join(f"{name} ({s:.1f}s)" for name, s in took.items()) or "nothing")
         else:
             print("applied:", ", ".join(migrate(store)) or "nothing")
     return 0

@@ -71,6 +71,24 @@ def db_migrate(store: StoreOption = None) -> None:
     typer.echo(f"applied: {', '.join(applied)}" if applied else "store is up to date")
 
 
+@db_app.command("refresh")
+def db_refresh(store: StoreOption = None) -> None:
+    """Refresh the analyst marts now and wait (they otherwise trail the live views by up to an hour)."""
+    from clickhouse.migrate import MigrationError, refresh_marts
+
+    st = open_configured_store(load_settings(store))
+    try:
+        took = refresh_marts(st)
+    except MigrationError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        st.close()
+    for name, seconds in took.items():
+        typer.echo(f"refreshed {name} in {seconds:.1f}s")
+    if not took:
+        typer.echo("no analyst marts: run `scc db migrate` first")
+
+
 @app.command()
 def replay(
     files: Annotated[

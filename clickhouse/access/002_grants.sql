@@ -7,6 +7,8 @@
 -- The per-entity views and their state tables (005_entity_tables) carry entity ids, organisations, sites, times and
 -- the typed fields of the events only (no patient_ref, no payload): analysts read them all. Their materialized views
 -- are listed in clickhouse/access.py NOT_FOR_ANALYSTS (they only write the state tables).
+-- The analyst marts (006_analyst_marts) are finalized copies of those views, the same columns without spells.bed:
+-- analysts read them all. Their refreshable views (*_mart_refresh) are in NOT_FOR_ANALYSTS as well.
 -- A column a later migration adds is granted to nobody until it is added here: tests/unit/test_access.py fails
 -- until every column of every table is either granted below or listed in clickhouse/access.py IDENTIFIER_COLUMNS.
 
@@ -28,3 +30,6 @@ GRANT SELECT(spell_id, bed, org, site, bed_category, escalation, open, pathway, 
 GRANT SELECT(attendance_id, arrived, cancelled, first_arrival, has_handover, first_handover, departures) ON {db}.ed_attendance_state TO scc_analyst;
 GRANT SELECT(incident_id, has_clock_start, clock_start, arrivals, closed, last_closure, categories) ON {db}.ambulance_incident_state TO scc_analyst;
 GRANT SELECT(spell_id, events) ON {db}.spell_state TO scc_analyst;
+GRANT SELECT(attendance_id, arrival, mode, org, site, dtype, clock_start, departed, departure, disposal, within_4h, over_12h) ON {db}.ed_attendances_mart TO scc_analyst;
+GRANT SELECT(incident_id, start, org, stop, category, seconds, minutes) ON {db}.ambulance_responses_mart TO scc_analyst;
+GRANT SELECT(spell_id, org, site, bed_category, escalation, open, pathway, drd, admitted_at, discharged_at, drd_at_discharge, counts_for_drd, delay_days) ON {db}.spells_mart TO scc_analyst;

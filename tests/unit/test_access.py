@@ -221,7 +221,10 @@ def test_every_column_is_granted_to_analysts_or_withheld_as_identifying(store_ds
     """A new column (a new migration) fails here until someone decides: analysts may see it, or it identifies."""
     granted = analyst_columns()
     with open_store_as(store_dsn, ADMIN) as st:
-        rows = st.query_rows("SELECT table, groupArray(name) FROM system.columns WHERE database = 'scc' GROUP BY table")
+        rows = st.query_rows(  # not the engine's own tables (.tmp.inner_id.*: a mart refresh under way, see 006)
+            "SELECT table, groupArray(name) FROM system.columns WHERE database = 'scc' AND NOT startsWith(table, '.')"
+            " GROUP BY table"
+        )
     tables = {table: set(columns) for table, columns in rows}
     assert set(granted) | set(NOT_FOR_ANALYSTS) == set(tables)
     for table, columns in tables.items():

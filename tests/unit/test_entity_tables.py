@@ -29,7 +29,9 @@ from schemas.events import Envelope, topic_of
 START = dt.datetime(2026, 3, 31, tzinfo=dt.UTC)  # the simulation crosses a month end
 AT = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)  # "as of" after every event: the tables hold every stored event
 
-ED_COLUMNS = "attendance_id, arrival, mode, org, site, dtype, clock_start, departed, departure, disposal, within_4h, over_12h"
+ED_COLUMNS = (
+    "attendance_id, arrival, mode, org, site, dtype, clock_start, departed, departure, disposal, within_4h, over_12h"
+)
 RESPONSE_COLUMNS = "incident_id, start, org, stop, category, seconds, minutes"
 SPELL_COLUMNS = (
     "spell_id, org, site, bed_category, escalation, open, pathway, admitted_at, discharged_at, drd_at_discharge,"

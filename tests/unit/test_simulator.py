@@ -37,7 +37,9 @@ def icb() -> Icb:
 @pytest.fixture(scope="module")
 def runs(icb: Icb) -> dict[str, list[Envelope]]:
     """One simulated day with the full 28-day warm-up per scenario."""
-    return {scenario: list(simulate(icb, scenario=scenario, start=START, duration=DAY, seed=1)) for scenario in SCENARIOS}
+    return {
+        scenario: list(simulate(icb, scenario=scenario, start=START, duration=DAY, seed=1)) for scenario in SCENARIOS
+    }
 
 
 # --- independent recomputation of the indicators (docs/definitions.md) ----------------------------------------------

@@ -134,13 +134,18 @@ def test_repr_masks_password() -> None:
 def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
     with open_store(f"chdb://{tmp_path}") as s:
         names = [m.name for m in available_migrations()]
-        assert migrate(s) == names == [
-            "001_raw_events",
-            "002_indicator_snapshots",
-            "003_deadletter",
-            "004_opel_and_alerts",
-            "005_entity_tables",
-        ]
+        assert (
+            migrate(s)
+            == names
+            == [
+                "001_raw_events",
+                "002_indicator_snapshots",
+                "003_deadletter",
+                "004_opel_and_alerts",
+                "005_entity_tables",
+                "006_analyst_marts",
+            ]
+        )
         ddl = s.query_rows("SELECT name, create_table_query FROM system.tables WHERE database = 'scc' ORDER BY name")
         ledger = s.query_rows("SELECT name, checksum, applied_at FROM scc.schema_migrations ORDER BY name")
         assert migrate(s) == []
@@ -170,6 +175,12 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "spell_state_adt_mv",
             "spell_state_discharge_mv",
             "spells",
+            "ed_attendances_mart",
+            "ed_attendances_mart_refresh",
+            "ambulance_responses_mart",
+            "ambulance_responses_mart_refresh",
+            "spells_mart",
+            "spells_mart_refresh",
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
