@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> Result:
     parser.add_argument("--baseline-s", type=float, default=40, help="seconds to run the naive Faust app")
     parser.add_argument("--timeout", type=float, default=600, help="give up on a stage after this many seconds")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="scc worker processes in the group (stage 1 splits the partitions)"
+    )
     args = parser.parse_args(argv)
 
     from scc.processes import python_module, start
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> Result:
     events = list(simulated(args.days))
     total = len(events)
     print(f"backlog: {total:,} simulated events")
-    details: dict = {"events": total, "partitions": args.partitions}
+    details: dict = {"events": total, "partitions": args.partitions, "workers": args.workers}
     with (
         tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp,
         broker_and_topics(Path(tmp) / "run", args.partitions) as settings,
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> Result:
         passthrough = asyncio.run(_passthrough(settings, tmp_path / "passthrough", total, args.timeout))
         details["passthrough"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in passthrough.items()}
 
-        print("pipeline: scc worker + scc sink")
+        print(f"pipeline: {args.workers} scc worker(s) + scc sink")
         env = {
             "SCC_KAFKA": settings.kafka,
             "SCC_STORE": f"chdb://{tmp_path / 'store'}",
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> Result:
         }
         run_dir = tmp_path / "run"
         children = [
-            start("worker", python_module("scc.cli", "worker"), run_dir, env),
+            *(start(f"worker{n}", python_module("scc.cli", "worker"), run_dir, env) for n in range(args.workers)),
             start("sink", python_module("scc.cli", "sink"), run_dir, env),
         ]
         t0 = time.perf_counter()
@@ -265,26 +268,31 @@ def main(argv: list[str] | None = None) -> Result:
 
     pt_rate = passthrough["rate"]
     print(f"pipeline {pipeline_rate}, passthrough {pt_rate}, naive {naive_rate}")
+    scaled = args.workers > 1
     result = Result(
-        "throughput",
-        f"python -m bench.throughput --days {args.days:g} --baseline-s {args.baseline_s:g}",
+        f"throughput-{args.workers}-workers" if scaled else "throughput",
+        f"python -m bench.throughput --days {args.days:g} --baseline-s {args.baseline_s:g}"
+        + (f" --workers {args.workers}" if scaled else ""),
         figures=[
             Figure(
-                "Live pipeline throughput (Tansu -> Faust worker + sink -> chDB), sustained",
+                "Live pipeline throughput (Tansu -> worker + sink -> chDB), sustained"
+                + (f", {args.workers} workers" if scaled else ""),
                 pipeline_rate and round(pipeline_rate),
                 "events/s",
                 GOAL_EVENTS_PER_S,
                 note=f"backlog of {total:,} events; worker {_n(worker_rate)}/s, sink {_n(sink_rate)}/s, concurrently",
             ),
             Figure(
-                "Pipeline / do-nothing passthrough (aiokafka -> chDB), same run",
+                "Pipeline / do-nothing passthrough (aiokafka -> chDB), same run"
+                + (f", {args.workers} workers" if scaled else ""),
                 pipeline_rate and pt_rate and round(pipeline_rate / pt_rate, 2),
                 "x",
                 GOAL_SHARE_OF_PASSTHROUGH,
                 note=f"passthrough {_n(pt_rate)} events/s",
             ),
             Figure(
-                "Pipeline / naive Faust (per-event agents, Table state), same run",
+                "Pipeline / naive Faust (per-event agents, Table state), same run"
+                + (f", {args.workers} workers" if scaled else ""),
                 pipeline_rate and naive_rate and round(pipeline_rate / naive_rate, 1),
                 "x",
                 GOAL_TIMES_NAIVE,
