@@ -7,17 +7,27 @@ copy of a real open entity of a simulated LLR day (so each carries a realistic e
 ready dates, referrals...), under fresh ids. Measured: the RSS growth of the process while the state is built (the
 events themselves are part of the state: the tracker keeps every event of an entity).
 
-Run: ``python -m bench.memory [--spells 100000 --ed 15000 --ambulance 5000]``
+Then, with ``--months`` (details ``retention``): a worker's state over time. ``--months`` of the simulated ICB go
+through stage 1 and 2 as in the worker (events parsed from their bytes, batches of 2,000, orphan and retention
+sweeps per batch), once with retention (``closed_entity_retention_hours``, default 168, and the aggregator's
+horizon eviction) and once without (every event and fact kept, as before). Measured with ``tracemalloc``: the bytes
+the state holds at each local month start and at the end (the raw bytes fed in are allocated before tracing starts,
+so only what the state keeps is counted). With retention the state levels off after two months; without, it grows
+with every event.
+
+Run: ``python -m bench.memory [--spells 100000 --ed 15000 --ambulance 5000] [--months 4]``
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import itertools
 import time
+import tracemalloc
 
-from bench.common import Figure, Result, rss_bytes, simulated
+from bench.common import SIM_START, Figure, Result, rss_bytes, simulated
 
 GIB = 1024**3
 
@@ -46,12 +56,96 @@ def _clones(templates: list[list], kind: str, n: int):  # noqa: ANN202
         yield [e.model_copy(update={key: new_id, "event_id": f"{e.event_id}-{k}"}) for e in events]
 
 
+RETENTION_BATCH = 2000
+
+
+def _state_over_time(raw: list[bytes], retention_hours: float | None) -> dict:
+    """Stage 1 + 2 fed ``raw`` (events as bytes, parsed here as the worker does), with retention or without; the
+    traced bytes the state holds at each local month start and at the end, and what it holds then."""
+    from schemas.config import load_config
+    from schemas.events import parse_event
+    from streams.aggregator import Aggregator
+    from streams.clock import local_date
+    from streams.entities import EntityTracker
+
+    config = load_config()
+    gc.collect()
+    tracemalloc.start()
+    retention = None if retention_hours is None else dt.timedelta(hours=retention_hours)
+    tracker = EntityTracker(config.icb, retention=retention)
+    aggregator = Aggregator(config, evict=retention is not None)
+    orphan_after = dt.timedelta(minutes=60)
+    by_month: dict[str, float] = {}
+    month = None
+    events = 0
+    started = time.perf_counter()
+    for i in range(0, len(raw), RETENTION_BATCH):
+        batch = [parse_event(r) for r in raw[i : i + RETENTION_BATCH]]
+        events += len(batch)
+        for u in tracker.ingest_many(batch):
+            aggregator.apply(u.kind, u.entity_id, u.fact, u.evidence)
+        del batch
+        assert tracker.clock is not None
+        aggregator.observe(tracker.clock)
+        tracker.orphans(orphan_after)
+        tracker.sweep()
+        now = local_date(tracker.clock).strftime("%Y-%m")
+        if now != month:
+            if month is not None:
+                by_month[now + "-01"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+            month = now
+    seconds = time.perf_counter() - started
+    gc.collect()
+    held_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    kinds = ("ed", "ambulance", "spell", "opel")
+    out = {
+        "events": events,
+        "state_mib_at_month_start": by_month,
+        "state_mib_at_end": round(held_bytes / 2**20, 1),
+        "bytes_per_event_processed": round(held_bytes / max(1, events)),
+        "entities_held": {k: tracker.entity_count(k) for k in kinds},  # type: ignore[arg-type]
+        "tombstones": {k: tracker.tombstone_count(k) for k in kinds},  # type: ignore[arg-type]
+        "facts_held": {k: len(v) for k, v in aggregator.facts.items()},
+        "seconds_traced": round(seconds, 1),
+    }
+    del tracker, aggregator
+    return out
+
+
+def retention_comparison(months: float, retention_hours: float, seed: int = 1) -> dict:
+    """The state of one worker after ``months`` of the simulated ICB, with and without retention."""
+    from connectors.simulator import simulate
+    from schemas.config import load_config
+    from schemas.events import dump_event
+
+    raw = [
+        dump_event(e)
+        for e in simulate(
+            load_config().icb,
+            start=SIM_START,
+            duration=dt.timedelta(days=30.44 * months),
+            seed=seed,
+            warmup=dt.timedelta(days=14),
+        )  # fmt: skip
+    ]
+    print(f"retention: {len(raw):,} simulated events over {months:g} months (+14 days' warm-up)", flush=True)
+    result: dict = {"months": months, "retention_hours": retention_hours, "events": len(raw)}
+    for name, hours in (("with_retention", retention_hours), ("without_retention", None)):
+        result[name] = state = _state_over_time(raw, hours)
+        print(f"  {name}: {state['state_mib_at_end']:,} MiB at the end; by month {state['state_mib_at_month_start']}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spells", type=int, default=100_000, help="open inpatient spells")
     parser.add_argument("--ed", type=int, default=15_000, help="patients in ED")
     parser.add_argument("--ambulance", type=int, default=5_000, help="open ambulance incidents")
     parser.add_argument("--goal-gib", type=float, default=1.0)
+    parser.add_argument("--months", type=float, default=4.0, help="months of the simulated ICB for the retention "
+                        "comparison (0: skip it)")  # fmt: skip
+    parser.add_argument("--retention-hours", type=float, default=168.0, help="closed_entity_retention_hours")
     args = parser.parse_args(argv)
 
     from schemas.config import load_config
@@ -96,8 +190,12 @@ def main(argv: list[str] | None = None) -> Result:
     t = time.perf_counter()
     snapshots = engine.snapshot()
     snapshot_s = time.perf_counter() - t
+    n_rows = len(snapshots)
     delta = after - before
     print(f"state: {held}; RSS growth {delta / 2**20:,.0f} MiB, process RSS {after / 2**20:,.0f} MiB")
+    del engine, agg, snapshots, templates
+    gc.collect()
+    retention = retention_comparison(args.months, args.retention_hours) if args.months > 0 else None
     result = Result(
         "memory",
         "python -m bench.memory",
@@ -121,7 +219,8 @@ def main(argv: list[str] | None = None) -> Result:
             "rss_after_mib": round(after / 2**20),
             "bytes_per_event": round(delta / max(1, events)),
             "snapshot_seconds_with_this_state": round(snapshot_s, 3),
-            "snapshot_rows": len(snapshots),
+            "snapshot_rows": n_rows,
+            **({"retention": retention} if retention else {}),
         },
         seconds=time.perf_counter() - started,
     )

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="report an entity whose opening event has not come (e.g. a departure with no arrival) as an "
         "orphan once its opener topic's event clock is this many minutes past its earliest event",
     )
+    closed_entity_retention_hours: float = Field(
+        168.0,
+        gt=0,
+        description="keep a closed entity (ED departed or cancelled, spell discharged or cancelled, ambulance "
+        "incident not waiting for handover, reported orphan) in the worker's state this many hours of event time "
+        "after its latest event; a later event for it is dead-lettered (history is corrected by `scc replay`)",
+    )
     app_id: str = "scc-indicators"
     data_dir: Path = Path("var")
     metrics_port: int | None = Field(
@@ -56,14 +63,18 @@ class Settings(BaseSettings):
         """Refuse combinations that would silently connect without the security the operator asked for."""
         protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
         if protocol not in KAFKA_SECURITY_PROTOCOLS:
-            raise ValueError(f"SCC_KAFKA_SECURITY_PROTOCOL={protocol!r}: use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+            raise ValueError(
+                f"SCC_KAFKA_SECURITY_PROTOCOL={protocol!r}: use PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            )
         if protocol.startswith("SASL_"):
             if mechanism not in KAFKA_SASL_MECHANISMS:
                 raise ValueError(
                     f"{protocol} needs SCC_KAFKA_SASL_MECHANISM: one of {', '.join(KAFKA_SASL_MECHANISMS)} (got {mechanism!r})"
                 )
             if not self.kafka_sasl_username or not self.kafka_sasl_password:
-                raise ValueError(f"{protocol} with {mechanism} needs SCC_KAFKA_SASL_USERNAME and SCC_KAFKA_SASL_PASSWORD")
+                raise ValueError(
+                    f"{protocol} with {mechanism} needs SCC_KAFKA_SASL_USERNAME and SCC_KAFKA_SASL_PASSWORD"
+                )
         elif mechanism or self.kafka_sasl_username or self.kafka_sasl_password:
             raise ValueError(
                 f"SCC_KAFKA_SASL_* is set but SCC_KAFKA_SECURITY_PROTOCOL={protocol}: use SASL_PLAINTEXT or SASL_SSL"

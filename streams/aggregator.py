@@ -2,6 +2,11 @@
 
 Replacing an entity's fact re-indexes it, so a late correction moves it between days or out of every window.
 :meth:`Aggregator.snapshot` evaluates every indicator as of T by reading only the buckets T's windows touch.
+
+State stays bounded (docs/definitions.md, "Retention of closed entities"): no window as of the event clock or later
+reads a local date before :func:`horizon` (the first day of the previous calendar month: the ``month`` window's
+start), so when the horizon moves :meth:`Aggregator.evict` drops every date bucket before it and every fact that is
+not live (:func:`is_live`) and has no date on or after it. Snapshots at any time >= the clock are unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 from schemas.config import PlatformConfig
 from schemas.indicators import IndicatorSnapshot
-from streams.clock import local_date
+from streams.clock import local_date, month_bounds
 from streams.facts import AttendanceFact, Fact, FactKind, IncidentFact, SpellFact
 from streams.indicators import ambulance, beds, discharge, ed, opel
 from streams.indicators.rows import Row
@@ -39,16 +44,62 @@ class _DateIndex:
     def between(self, first: dt.date, last: dt.date) -> list[Any]:
         return [f for day, bucket in self.buckets.items() if first <= day <= last for f in bucket.values()]
 
+    def drop_before(self, day: dt.date) -> None:
+        """Forget every bucket before ``day`` whole (whatever facts it holds: no window reads it any more)."""
+        for old in [d for d in self.buckets if d < day]:
+            del self.buckets[old]
+
 
 def _day(ts: dt.datetime | None) -> dt.date | None:
     return None if ts is None else local_date(ts)
 
 
+def horizon(clock: dt.datetime) -> dt.date:
+    """The earliest local date a window as of ``clock`` or later reads: the first day of the previous calendar month
+    (``month``, the oldest window; ``last_60m`` reaches back at most to yesterday)."""
+    first_of_month = local_date(clock).replace(day=1)
+    return (first_of_month - dt.timedelta(days=1)).replace(day=1)
+
+
+def is_live(kind: FactKind, fact: Fact | None) -> bool:
+    """Whether a fact is in a live set whatever its age: an attendance in the department, an incident waiting at
+    hospital for its handover, an open spell; OPEL declarations are always kept. The stage-1 tracker releases an
+    entity only when this is false (streams.entities)."""
+    if fact is None:
+        return False
+    if kind == "ed":
+        return fact.departure is None  # type: ignore[union-attr]
+    if kind == "ambulance":
+        return fact.at_hospital is not None and fact.handover_at is None  # type: ignore[union-attr]
+    if kind == "spell":
+        return fact.discharged_at is None  # type: ignore[union-attr]
+    return True
+
+
+def _times(fact: Fact) -> tuple[dt.datetime | None, ...]:
+    """Every instant of a fact (the dates it is indexed by among them)."""
+    if isinstance(fact, AttendanceFact):
+        return fact.arrival, fact.clock_start, fact.departure
+    if isinstance(fact, IncidentFact):
+        return fact.clock_start, fact.stop, fact.at_hospital, fact.handover_at
+    if isinstance(fact, SpellFact):
+        refs = fact.referrals
+        return fact.admitted_at, fact.discharged_at, *(r.made_at for r in refs), *(r.plan_at for r in refs)
+    return (fact.declared_at,)
+
+
+def evictable(kind: FactKind, fact: Fact, before: dt.date) -> bool:
+    """A fact no window from the horizon ``before`` on can read: not live and every instant of it before ``before``."""
+    return not is_live(kind, fact) and all(t is None or local_date(t) < before for t in _times(fact))
+
+
 class Aggregator:
     """Holds facts, answers "every indicator as of T"."""
 
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(self, config: PlatformConfig, *, evict: bool = True) -> None:
         self.config = config
+        self.evicts = evict
+        """Drop what no window can read any more when the horizon moves (off: keep everything, for comparison)."""
         self.scopes = Scopes(config.icb)
         self.facts: dict[FactKind, dict[str, Fact]] = {"ed": {}, "ambulance": {}, "spell": {}, "opel": {}}
         self.ed_departed = _DateIndex()
@@ -64,12 +115,59 @@ class Aggregator:
         self.clock: dt.datetime | None = None
         self.version = 0
         """Bumped on every change: lets the stream emit snapshots on change."""
+        self.horizon: dt.date | None = None
+        """The horizon of the last :meth:`evict`."""
+        self.evictions = 0
+        """How many times :meth:`evict` ran (once per local month of event clock when driven by :meth:`observe`)."""
+        self._horizon_moves_at: dt.datetime | None = None
+        """Start of the local month after the last eviction's clock: the horizon moves then, not before."""
+        self._factless: set[tuple[FactKind, str]] = set()
+        """Evidence entries without a fact (cancelled entities) at the last eviction and not cancelled again since:
+        their evidence is dropped at the next one, so a cancellation is remembered for at least a month."""
 
     def observe(self, clock: dt.datetime) -> None:
-        """Advance the event clock (the latest occurred_at any stage-1 tracker has seen)."""
+        """Advance the event clock (the latest occurred_at any stage-1 tracker has seen); evict when the horizon
+        moves (at most once per local month: a datetime comparison otherwise)."""
         if self.clock is None or clock > self.clock:
             self.clock = clock
             self.version += 1
+            if self.evicts and (self._horizon_moves_at is None or clock >= self._horizon_moves_at):
+                self.evict()
+
+    def evict(self) -> int:
+        """Drop every date bucket before :func:`horizon` of the clock and every fact it makes :func:`evictable`, with
+        its evidence; return how many facts were dropped. Live facts are never dropped.
+
+        A fact re-sent later for a dropped entity (a stage-1 rebuild re-sends every fact it holds) is applied again
+        (its evidence is gone) into buckets before the horizon, which no window reads; the next eviction drops it
+        again. Costs one pass over the facts, once per local month of event time.
+        """
+        if self.clock is None:
+            return 0
+        self.evictions += 1
+        before = self.horizon = horizon(self.clock)
+        today = local_date(self.clock)
+        self._horizon_moves_at = month_bounds(today.year, today.month)[1]
+        gone: set[tuple[FactKind, str]] = set()
+        for kind, facts in list(self.facts.items()):  # new dicts: a dict's table never shrinks on deletion
+            kept = self.facts[kind] = {e: fact for e, fact in facts.items() if not evictable(kind, fact, before)}
+            gone.update((kind, entity_id) for entity_id in facts.keys() - kept.keys())
+        for index in (
+            self.ed_departed,
+            self.ed_arrived,
+            self.amb_stopped,
+            self.amb_handed_over,
+            self.spells_discharged,
+            self.referrals_made,
+        ):
+            index.drop_before(before)
+        self.evidence = {
+            key: n
+            for key, n in self.evidence.items()
+            if key not in gone and (key[1] in self.facts[key[0]] or key not in self._factless)
+        }
+        self._factless = {key for key in self.evidence if key[1] not in self.facts[key[0]]}
+        return len(gone)
 
     def apply(self, kind: FactKind, entity_id: str, fact: Fact | None, evidence: int | None = None) -> None:
         """Replace an entity's fact (None removes it); idempotent.
@@ -82,6 +180,8 @@ class Aggregator:
             if evidence < held:
                 return
             self.evidence[(kind, entity_id)] = evidence
+            if fact is None:
+                self._factless.discard((kind, entity_id))  # cancelled now: remember it a full month again
         facts = self.facts[kind]
         old = facts.get(entity_id)
         if old == fact:
@@ -103,22 +203,22 @@ class Aggregator:
     def _apply_ed(self, entity_id: str, old: AttendanceFact | None, new: AttendanceFact | None) -> None:
         self.ed_departed.put(entity_id, old and _day(old.departure), new and _day(new.departure), new)
         self.ed_arrived.put(entity_id, old and _day(old.arrival), new and _day(new.arrival), new)
-        if new is not None and new.departure is None:
-            self.ed_in_department[entity_id] = new
+        if is_live("ed", new):
+            self.ed_in_department[entity_id] = new  # type: ignore[assignment]
         else:
             self.ed_in_department.pop(entity_id, None)
 
     def _apply_ambulance(self, entity_id: str, old: IncidentFact | None, new: IncidentFact | None) -> None:
         self.amb_stopped.put(entity_id, old and _day(old.stop), new and _day(new.stop), new)
         self.amb_handed_over.put(entity_id, old and _day(old.handover_at), new and _day(new.handover_at), new)
-        if new is not None and new.at_hospital is not None and new.handover_at is None:
-            self.amb_waiting_handover[entity_id] = new
+        if is_live("ambulance", new):
+            self.amb_waiting_handover[entity_id] = new  # type: ignore[assignment]
         else:
             self.amb_waiting_handover.pop(entity_id, None)
 
     def _apply_spell(self, entity_id: str, old: SpellFact | None, new: SpellFact | None) -> None:
-        if new is not None and new.discharged_at is None:
-            self.open_spells[entity_id] = new
+        if is_live("spell", new):
+            self.open_spells[entity_id] = new  # type: ignore[assignment]
         else:
             self.open_spells.pop(entity_id, None)
         self.spells_discharged.put(entity_id, old and _day(old.discharged_at), new and _day(new.discharged_at), new)

@@ -11,18 +11,28 @@ Two rules on top (docs/definitions.md, "Bad input" and "Orphans"):
   through ``on_reject``; so the fact is the same in either delivery order;
 - an entity whose opening event (:data:`streams.orphans.OPENERS`) has not come is held and, once its opener topic's
   event clock is ``orphan_after`` past its earliest event, returned once by :meth:`EntityTracker.orphans`.
+
+Retention (docs/definitions.md, "Retention of closed entities"): with a ``retention``, :meth:`EntityTracker.sweep`
+releases every *closed* entity (no longer live in stage 2, see :func:`streams.aggregator.is_live`, or a reported
+orphan) whose latest event is more than ``retention`` behind its kind's event clock (its slowest topic; no release
+before each of its topics has delivered something: an unread topic may be far behind): its events go, its id stays in
+a per-kind tombstone set until the stage-2 horizon passes its last event's day, and an event for a tombstoned
+entity is rejected (:meth:`EntityTracker.admit`) rather than folded into an entity that has lost its history.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from schemas import events as ev
 from schemas.config import Icb
 from schemas.events import EventRejected
+from streams.aggregator import horizon, is_live
+from streams.clock import local_date
 from streams.derive import derive_attendance, derive_declared_level, derive_incident, derive_spell
 from streams.facts import Fact, FactKind
 from streams.orphans import OPENER_TOPIC, OPENERS, Orphan
@@ -44,6 +54,13 @@ DERIVE = {
     "spell": derive_spell,
     "opel": derive_declared_level,
 }
+TOPICS_OF_KIND: dict[FactKind, tuple[str, ...]] = {
+    kind: tuple(t for t, k in KIND_OF_TOPIC.items() if k == kind) for kind in ("ed", "ambulance", "spell", "opel")
+}
+RELEASED_KINDS: tuple[FactKind, ...] = ("ed", "ambulance", "spell")
+"""Kinds whose closed entities are released (OPEL is a handful of sites: kept whole)."""
+SWEEP_EVERY = dt.timedelta(hours=1)
+"""Event time between two sweeps of one tracker (a sweep inside the hour returns at once)."""
 
 
 @dataclass(slots=True)
@@ -67,6 +84,13 @@ class _Entity:
         """The earliest ``ed.arrived`` (events are sorted)."""
         return next((e.occurred_at for e in self.events if isinstance(e, ev.EdArrived)), None)
 
+    def latest(self) -> dt.datetime:
+        """The latest ``occurred_at`` held, excluded departures included (an entity always holds an event)."""
+        last = self.keys[-1][0] if self.keys else self.excluded[0].occurred_at
+        for departure in self.excluded:  # almost always none
+            last = max(last, departure.occurred_at)
+        return last
+
 
 RejectHandler = Callable[[ev.Envelope, str], None]
 """Called with an event the tracker set aside after accepting it for checking, and why."""
@@ -77,6 +101,27 @@ def departure_reason(departure: ev.Envelope, arrival: dt.datetime) -> str:
         f"occurred_at: ed.departed {departure.event_id!r} at {departure.occurred_at.isoformat()} is before the "
         f"attendance's arrival at {arrival.isoformat()}"
     )
+
+
+def released_reason(kind: FactKind, entity_id: str, retention: dt.timedelta) -> str:
+    """Why an event for a released entity is dead-lettered, and where its history is corrected instead."""
+    hours = retention.total_seconds() / 3600
+    return (
+        f"occurred_at: {kind} {entity_id!r} was closed and released from the live worker's state (its event clock "
+        f"passed {hours:g} h after its last event); history is corrected by `scc replay`"
+    )
+
+
+@dataclass(slots=True)
+class SweepStats:
+    """What the sweeps of one tracker did (the work is the entries examined: O(released), never O(held))."""
+
+    sweeps: int = 0
+    examined: int = 0
+    """Queue entries looked at: at most one per (closed entity, batch that touched it)."""
+    released: int = 0
+    forgotten: int = 0
+    """Tombstones dropped once the stage-2 horizon passed their last event's day."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +140,7 @@ class FactUpdate:
 class EntityTracker:
     """Per-entity event logs for every kind; :meth:`ingest` returns the fact update an event causes, if any."""
 
-    def __init__(self, icb: Icb, on_reject: RejectHandler | None = None) -> None:
+    def __init__(self, icb: Icb, on_reject: RejectHandler | None = None, retention: dt.timedelta | None = None) -> None:
         self._icb = icb
         self._entities: dict[FactKind, dict[str, _Entity]] = {"ed": {}, "ambulance": {}, "spell": {}, "opel": {}}
         self.clock: dt.datetime | None = None
@@ -105,6 +150,20 @@ class EntityTracker:
         self.on_reject = on_reject
         self._pending: dict[tuple[FactKind, str], dt.datetime] = {}
         """Entities without their opening event (not yet reported): earliest held ``occurred_at``."""
+        self.retention = retention
+        """How long a closed entity is kept after its latest event (None: forever, e.g. replay and tests)."""
+        self._closing: dict[FactKind, list[tuple[dt.datetime, str]]] = {kind: [] for kind in RELEASED_KINDS}
+        """Per kind, a heap of (latest event, id) of entities that were closed when last touched; an entry is
+        checked again when popped (the entity may have been touched or reopened since)."""
+        self._tombstones: dict[FactKind, dict[str, dt.date]] = {kind: {} for kind in RELEASED_KINDS}
+        """Released ids per kind -> the first day of their last event's local month (one shared date per month)."""
+        self._tombstone_horizon: dt.date | None = None
+        """The stage-2 horizon tombstones were last filtered by (they are filtered when it moves)."""
+        self._next_sweep: dict[bool, dt.datetime] = {}
+        """Per clock (live, rebuild), the event time before which another sweep does nothing."""
+        self._rebuild_clocks: dict[str, dt.datetime] = {}
+        """Latest ``occurred_at`` per topic among rebuilt events (``report=False``): how far a rebuild has read."""
+        self.sweep_stats = SweepStats()
 
     def check_known(self, event: ev.Envelope) -> None:
         """Reject events for organisations or sites the ICB configuration does not know."""
@@ -115,20 +174,48 @@ class EntityTracker:
         if event.site_code is not None and event.site_code not in self._icb.sites:
             raise EventRejected(f"site_code: unknown site {event.site_code!r} for ICB {self._icb.code}")
 
+    @staticmethod
+    def _key(event: ev.Envelope, topic: str) -> tuple[FactKind, str]:
+        """The entity an event of ``topic`` belongs to (OPEL: its site, else its organisation)."""
+        kind = KIND_OF_TOPIC[topic]
+        entity_id = (event.site_code or event.org_code) if kind == "opel" else getattr(event, KEY_FIELD[kind])
+        return kind, entity_id
+
+    def released(self, kind: FactKind, entity_id: str) -> bool:
+        """Whether an entity was released and is still tombstoned (and not held again since)."""
+        return entity_id in self._tombstones.get(kind, ())
+
+    def _released_reason(self, kind: FactKind, entity_id: str) -> str:
+        assert self.retention is not None  # only a tracker with a retention releases entities
+        return released_reason(kind, entity_id, self.retention)
+
+    def admit(self, event: ev.Envelope) -> None:
+        """Reject an event for a released entity (see the module doc): folding it would reopen the entity without
+        its history. Stage 1 calls this per record, next to :meth:`check_known`, so the rejection is a dead letter
+        and the rest of the batch goes through; :meth:`add` refuses such events too."""
+        kind, entity_id = self._key(event, ev.topic_of(event))
+        if entity_id not in self._entities[kind] and self.released(kind, entity_id):
+            raise EventRejected(self._released_reason(kind, entity_id))
+
     def add(self, event: ev.Envelope, *, report: bool = True, known: bool = False) -> tuple[FactKind, str] | None:
         """Record an event; return its entity when the event was new (a duplicate returns None).
 
         A departure before the attendance's arrival is set aside (see the module doc) and reported to ``on_reject``
         unless ``report`` is false (a rebuild, whose events were reported the first time). ``known``: the caller
-        has already passed the event through :meth:`check_known`.
+        has already passed the event through :meth:`check_known`. An event for a released entity is not folded: it
+        goes to ``on_reject`` (when ``report``) and None is returned. ``report=False`` also marks the events of a
+        rebuild, whose progress :meth:`ingest_many` sweeps by.
         """
         if not known:
             self.check_known(event)
         topic = ev.topic_of(event)
-        kind = KIND_OF_TOPIC[topic]
-        entity_id = (event.site_code or event.org_code) if kind == "opel" else getattr(event, KEY_FIELD[kind])
+        kind, entity_id = self._key(event, topic)
         entity = self._entities[kind].get(entity_id)
         if entity is None:
+            if self.released(kind, entity_id):
+                if report and self.on_reject is not None:
+                    self.on_reject(event, self._released_reason(kind, entity_id))
+                return None
             entity = self._entities[kind][entity_id] = _Entity(opened=kind not in OPENERS)
         if event.event_id in entity.ids:
             return None  # a duplicate, or the same id redelivered with another time: first copy wins
@@ -137,6 +224,8 @@ class EntityTracker:
             self.clock = event.occurred_at
         if topic not in self.topic_clocks or event.occurred_at > self.topic_clocks[topic]:
             self.topic_clocks[topic] = event.occurred_at
+        if not report and (topic not in self._rebuild_clocks or event.occurred_at > self._rebuild_clocks[topic]):
+            self._rebuild_clocks[topic] = event.occurred_at
         if isinstance(event, ev.EdDeparted):
             arrival = entity.arrival()
             if arrival is not None and event.occurred_at < arrival:
@@ -196,6 +285,7 @@ class EntityTracker:
             del self._pending[key]
             entity = self._entities[kind][entity_id]
             entity.orphan_reported = True
+            self._queue_if_closed(kind, entity_id)
             events = entity.events
             found.append(
                 Orphan(
@@ -226,15 +316,96 @@ class EntityTracker:
     def ingest(self, event: ev.Envelope) -> FactUpdate | None:
         """:meth:`add` then :meth:`refresh`: the fact update one event causes, if any."""
         touched = self.add(event)
-        return None if touched is None else self.refresh(*touched)
+        if touched is None:
+            return None
+        update = self.refresh(*touched)
+        self._queue_if_closed(*touched)
+        return update
 
     def ingest_many(self, batch: list[ev.Envelope], *, report: bool = True, known: bool = False) -> list[FactUpdate]:
-        """Add a batch, then derive each touched entity once (cheaper than per event under load)."""
+        """Add a batch, then derive each touched entity once (cheaper than per event under load).
+
+        A rebuild's batch (``report=False``) is then swept by how far the rebuild has read, not by the live clock
+        (live events fold into the same tracker meanwhile): an entity is released only once the retained log has
+        passed the retention after its latest event, as live processing would have."""
         touched = dict.fromkeys(t for t in (self.add(e, report=report, known=known) for e in batch) if t is not None)
-        return [u for u in (self.refresh(*t) for t in touched) if u is not None]
+        updates = []
+        for kind, entity_id in touched:
+            update = self.refresh(kind, entity_id)
+            if update is not None:
+                updates.append(update)
+            self._queue_if_closed(kind, entity_id)
+        if not report:
+            self._sweep(self._rebuild_clocks, rebuild=True)
+        return updates
+
+    # --- retention ------------------------------------------------------------------------------------------------
+
+    def _closed(self, kind: FactKind, entity: _Entity) -> bool:
+        """Opened and no longer live in stage 2 (departed, cancelled, handed over or never at hospital, discharged),
+        or a reported orphan. A held orphan not yet reported is still waiting for its opener: not closed."""
+        if kind not in RELEASED_KINDS:
+            return False
+        if not entity.opened:
+            return entity.orphan_reported
+        return not is_live(kind, entity.fact)
+
+    def _queue_if_closed(self, kind: FactKind, entity_id: str) -> None:
+        if self.retention is None or kind not in RELEASED_KINDS:
+            return
+        entity = self._entities[kind][entity_id]
+        if self._closed(kind, entity):
+            heapq.heappush(self._closing[kind], (entity.latest(), entity_id))
+
+    def sweep(self) -> int:
+        """Release the closed entities idle for the retention by the live clock (see the module doc) and forget
+        the tombstones the stage-2 horizon has passed; return how many were released. At most once per
+        :data:`SWEEP_EVERY` of event clock; the work is the queue entries due, not the entities held."""
+        return self._sweep(self.topic_clocks, rebuild=False)
+
+    def _sweep(self, clocks: Mapping[str, dt.datetime], *, rebuild: bool) -> int:
+        if self.retention is None or not clocks:
+            return 0
+        clock = max(clocks.values())
+        due = self._next_sweep.get(rebuild)
+        if due is not None and clock < due:
+            return 0
+        self._next_sweep[rebuild] = clock + SWEEP_EVERY
+        stats = self.sweep_stats
+        stats.sweeps += 1
+        released = 0
+        months: dict[dt.date, dt.date] = {}
+        for kind, queue in self._closing.items():
+            # The kind's slowest topic: a spell waits for both scc.adt and scc.discharge to move on, and for a topic
+            # that has delivered nothing yet on this partition (it may be far behind, e.g. while catching up).
+            if any(topic not in clocks for topic in TOPICS_OF_KIND[kind]):
+                continue
+            cutoff = min(clocks[topic] for topic in TOPICS_OF_KIND[kind]) - self.retention
+            while queue and queue[0][0] < cutoff:
+                latest, entity_id = heapq.heappop(queue)
+                stats.examined += 1
+                entity = self._entities[kind].get(entity_id)
+                if entity is None or entity.latest() != latest or not self._closed(kind, entity):
+                    continue  # released already, touched since (queued again if still closed), or reopened
+                del self._entities[kind][entity_id]
+                month = local_date(latest).replace(day=1)
+                self._tombstones[kind][entity_id] = months.setdefault(month, month)
+                released += 1
+        passed = horizon(clock)
+        if passed != self._tombstone_horizon:  # once a month: keep the tombstones the horizon has not passed
+            self._tombstone_horizon = passed
+            for kind, tombstones in self._tombstones.items():
+                kept = self._tombstones[kind] = {i: month for i, month in tombstones.items() if month >= passed}
+                stats.forgotten += len(tombstones) - len(kept)
+        stats.released += released
+        return released
 
     def entity_count(self, kind: FactKind) -> int:
         return len(self._entities[kind])
+
+    def tombstone_count(self, kind: FactKind) -> int:
+        """Released ids still remembered (their late events are rejected)."""
+        return len(self._tombstones.get(kind, ()))
 
     def current(self) -> list[FactUpdate]:
         """Every entity's current fact with its evidence (re-sent after a state rebuild)."""

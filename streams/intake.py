@@ -228,7 +228,8 @@ class EntityStage:
         def on_reject(event: ev.Envelope, reason: str) -> None:
             self._set_aside.setdefault(partition, []).append((event, reason))
 
-        tracker = self.trackers[partition] = EntityTracker(self.icb, on_reject=on_reject)
+        retention = dt.timedelta(hours=self.settings.closed_entity_retention_hours)
+        tracker = self.trackers[partition] = EntityTracker(self.icb, on_reject=on_reject, retention=retention)
         return tracker
 
     def hold(self, assigned: Iterable[TopicPartition]) -> list[int]:
@@ -304,6 +305,7 @@ class EntityStage:
             try:
                 event = parse_record(record.value, record.topic, record_seconds(record))
                 tracker.check_known(event)
+                tracker.admit(event)  # an event for an entity released after closing (docs/definitions.md)
             except EventRejected as exc:
                 self._add_dead_letter(outbox, exc.reason, record.topic, record.partition, record.offset, record.value)
                 continue
@@ -326,6 +328,8 @@ class EntityStage:
                 for orphan in tracker.orphans(self._orphan_after):
                     self._add_dead_letter(outbox, orphan.reason(), orphan.topic, -1, orphan.key(), orphan.summary())
                     self._orphans_total.labels(orphan.kind).inc()
+                tracker.sweep()  # closed entities past the retention: at most hourly, O(released)
+        self.metrics.entity_state(self.trackers.values())
         await outbox.deliver()
 
     # --- the consumer ---------------------------------------------------------------------------------------------

@@ -59,6 +59,15 @@ _INDICATOR_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _SCOPE_TYPES = frozenset({"system", "org", "site"})
 
 SeriesKey = tuple[str, str, str, str]
+ENTITY_KINDS = ("ed", "ambulance", "spell", "opel")
+
+
+class _Tracker(Protocol):
+    """What :meth:`PipelineMetrics.entity_state` reads of a :class:`streams.entities.EntityTracker`."""
+
+    def entity_count(self, kind: Any) -> int: ...
+
+    def tombstone_count(self, kind: Any) -> int: ...
 
 
 def topic_label(topic: str) -> str:
@@ -225,6 +234,15 @@ class PipelineMetrics:
         self._snapshots = Counter(
             "scc_snapshots_published", "Indicator snapshots published on scc.indicators", registry=self.registry
         )
+        self._entities = Gauge(
+            "scc_entities_held", "Entities in the worker's stage-1 state, per kind", ["kind"], registry=self.registry
+        )
+        self._released = Gauge(
+            "scc_entities_released",
+            "Closed entities released from the worker's state whose ids are still kept to reject late events, per kind",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def events_in(self, topic: str, n: int = 1) -> None:
         """Count ``n`` records consumed from ``topic``."""
@@ -255,6 +273,14 @@ class PipelineMetrics:
     def sink_failure(self) -> None:
         """Count a batch that could not be written (it is retried: at-least-once)."""
         self._write_failures.inc()
+
+    def entity_state(self, trackers: Iterable[_Tracker]) -> None:
+        """Set the entities held and released, summed over the worker's per-partition trackers: shows that the state
+        is bounded (docs/definitions.md, "Retention of closed entities")."""
+        trackers = list(trackers)
+        for kind in ENTITY_KINDS:
+            self._entities.labels(kind).set(sum(t.entity_count(kind) for t in trackers))
+            self._released.labels(kind).set(sum(t.tombstone_count(kind) for t in trackers))
 
     def snapshots_published(self, snapshots: list[IndicatorSnapshot]) -> None:
         """The worker published this batch: export its values and count it."""
