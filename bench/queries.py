@@ -365,45 +365,37 @@ def main(argv: list[str] | None = None) -> Result:
             print(f"  same results as the per-entity views: {same_as_views}")
     store.close()
     scale = f"{held / 1e6:,.0f}M raw events"
+
+    def median_figure(label: str, name: str, times: list[float], note: str) -> Figure:
+        return Figure(f"{label}: {name}", round(statistics.median(times), 3), "s", 1.0, higher_is_better=False,
+                      note=note)  # fmt: skip
+
     figures = [
-        Figure(
-            f"Analyst query, median: {name}",
-            round(statistics.median(times), 3),
-            "s",
-            1.0,
-            higher_is_better=False,
-            note=f"{scale} ({rows[name]} result rows)",
-        )
+        median_figure("Analyst query, median", name, times, f"{scale} ({rows[name]} result rows)")
         for name, times in timings.items()
     ]
-    for label, measured, note in (
-        ("Same query on the schema's per-entity views (005), as stored", entity, f"{parts_before} active parts"),
-        ("Same query on the schema's per-entity views (005), parts merged", merged, f"{parts_after} active parts"),
+    for label, measured, parts in (
+        ("Same query on the schema's per-entity views (005), as stored", entity, parts_before),
+        ("Same query on the schema's per-entity views (005), parts merged", merged, parts_after),
     ):
         figures += [
-            Figure(
-                f"{label}: {name}",
-                round(statistics.median(times), 3),
-                "s",
-                1.0,
-                higher_is_better=False,
-                note=f"{scale}, {note}; {rows[name]} result rows, "
+            median_figure(
+                label,
+                name,
+                times,
+                f"{scale}, {parts} active parts; {rows[name]} result rows, "
                 + ("same as raw" if same_answers.get(name) else "**differ from raw**: see bench/analysis.md"),
-            )
+            )  # fmt: skip
             for name, times in measured.items()
         ]
+    compared = {True: "same as the views", False: "**differ from the views**", None: "not compared"}
     figures += [
-        Figure(
-            f"Same query on the analyst marts (006), after a refresh: {name}",
-            round(statistics.median(times), 3),
-            "s",
-            1.0,
-            higher_is_better=False,
-            note=f"{scale}, {mart_parts} active parts; {rows[name]} result rows, "
-            + {True: "same as the views", False: "**differ from the views**", None: "not compared"}[
-                same_as_views.get(name)
-            ],
-        )
+        median_figure(
+            "Same query on the analyst marts (006), after a refresh",
+            name,
+            times,
+            f"{scale}, {mart_parts} active parts; {rows[name]} result rows, {compared[same_as_views.get(name)]}",
+        )  # fmt: skip
         for name, times in marts.items()
     ]
     if refresh_s is not None:

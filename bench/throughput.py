@@ -269,30 +269,28 @@ def main(argv: list[str] | None = None) -> Result:
     pt_rate = passthrough["rate"]
     print(f"pipeline {pipeline_rate}, passthrough {pt_rate}, naive {naive_rate}")
     scaled = args.workers > 1
+    suffix = f", {args.workers} workers" if scaled else ""
     result = Result(
         f"throughput-{args.workers}-workers" if scaled else "throughput",
         f"python -m bench.throughput --days {args.days:g} --baseline-s {args.baseline_s:g}"
         + (f" --workers {args.workers}" if scaled else ""),
         figures=[
             Figure(
-                "Live pipeline throughput (Tansu -> worker + sink -> chDB), sustained"
-                + (f", {args.workers} workers" if scaled else ""),
+                "Live pipeline throughput (Tansu -> worker + sink -> chDB), sustained" + suffix,
                 pipeline_rate and round(pipeline_rate),
                 "events/s",
                 GOAL_EVENTS_PER_S,
                 note=f"backlog of {total:,} events; worker {_n(worker_rate)}/s, sink {_n(sink_rate)}/s, concurrently",
             ),
             Figure(
-                "Pipeline / do-nothing passthrough (aiokafka -> chDB), same run"
-                + (f", {args.workers} workers" if scaled else ""),
+                "Pipeline / do-nothing passthrough (aiokafka -> chDB), same run" + suffix,
                 pipeline_rate and pt_rate and round(pipeline_rate / pt_rate, 2),
                 "x",
                 GOAL_SHARE_OF_PASSTHROUGH,
                 note=f"passthrough {_n(pt_rate)} events/s",
             ),
             Figure(
-                "Pipeline / naive Faust (per-event agents, Table state), same run"
-                + (f", {args.workers} workers" if scaled else ""),
+                "Pipeline / naive Faust (per-event agents, Table state), same run" + suffix,
                 pipeline_rate and naive_rate and round(pipeline_rate / naive_rate, 1),
                 "x",
                 GOAL_TIMES_NAIVE,

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.simulator import simulate
 from schemas.config import PlatformConfig, load_config
 from schemas.events import Envelope, parse_event
 from schemas.indicators import IndicatorSnapshot
@@ -25,6 +26,20 @@ UTC = dt.UTC
 SYSTEM = "QK1"
 
 _ids = itertools.count(1)
+
+
+def simulated_llr(start: dt.datetime, hours: float, seed: int, warmup_days: float = 1) -> list[Envelope]:
+    """A simulated LLR period (normal scenario) with warm-up history: the shared fixture of the store tests."""
+    return list(
+        simulate(
+            load_config().icb,
+            scenario="normal",
+            start=start,
+            duration=dt.timedelta(hours=hours),
+            seed=seed,
+            warmup=dt.timedelta(days=warmup_days),
+        )
+    )
 
 
 def when(text: str | dt.datetime) -> dt.datetime:

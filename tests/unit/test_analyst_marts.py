@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from events_factory import simulated_llr
 from typer.testing import CliRunner
 
 from bench.queries import entity_queries
@@ -27,8 +28,6 @@ from clickhouse.migrate import (
     refreshable_views,
 )
 from clickhouse.store import Store, open_store
-from connectors.simulator import simulate
-from schemas.config import load_config
 from schemas.events import Envelope, topic_of
 from tests.unit.test_entity_tables import load
 
@@ -63,17 +62,7 @@ INCREMENTAL_VIEWS = {
 
 @pytest.fixture(scope="module")
 def events() -> list[Envelope]:
-    config = load_config()
-    return list(
-        simulate(
-            config.icb,
-            scenario="normal",
-            start=START,
-            duration=dt.timedelta(hours=36),
-            seed=13,
-            warmup=dt.timedelta(days=1),
-        )
-    )
+    return simulated_llr(START, hours=36, seed=13)
 
 
 @pytest.fixture

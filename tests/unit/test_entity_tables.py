@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from events_factory import simulated_llr
 
 from bench.queries import entity_queries
 from clickhouse.migrate import available_migrations, backfill, materialized_views, migrate
 from clickhouse.recompute import ed_facts_sql, responses_sql, scope_parameters, spell_facts_sql
 from clickhouse.store import Store, open_store
-from connectors.simulator import simulate
 from schemas.config import load_config
 from schemas.events import Envelope, topic_of
 
@@ -46,17 +46,7 @@ FACTS = {
 
 @pytest.fixture(scope="module")
 def events() -> list[Envelope]:
-    config = load_config()
-    return list(
-        simulate(
-            config.icb,
-            scenario="normal",
-            start=START,
-            duration=dt.timedelta(hours=36),
-            seed=11,
-            warmup=dt.timedelta(days=1),
-        )
-    )
+    return simulated_llr(START, hours=36, seed=11)
 
 
 def load(store: Store, events: list[Envelope], seed: int) -> None:
