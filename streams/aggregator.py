@@ -1,7 +1,8 @@
 """Stage 2 of the engine: the current fact of every entity, indexed by the local dates the windows need.
 
 Replacing an entity's fact re-indexes it, so a late correction moves it between days or out of every window.
-:meth:`Aggregator.snapshot` evaluates every indicator as of T by reading only the buckets T's windows touch.
+:meth:`Aggregator.snapshot` evaluates every indicator as of T from per-day summaries of the buckets T's windows
+touch (:class:`streams.date_index.DateIndex`: a day's summary is reused until a fact of that day changes).
 
 State stays bounded (docs/definitions.md, "Retention of closed entities"): no window as of the event clock or later
 reads a local date before :func:`horizon` (the first day of the previous calendar month: the ``month`` window's
@@ -12,42 +13,16 @@ not live (:func:`is_live`) and has no date on or after it. Snapshots at any time
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from typing import Any
 
-from schemas.config import PlatformConfig
+from schemas.config import PlatformConfig, Target
 from schemas.indicators import IndicatorSnapshot
 from streams.clock import local_date, month_bounds
+from streams.date_index import DateIndex
 from streams.facts import AttendanceFact, Fact, FactKind, IncidentFact, SpellFact
 from streams.indicators import ambulance, beds, discharge, ed, opel
 from streams.indicators.rows import Row
 from streams.indicators.scopes import Scopes
 from streams.status import judge
-
-
-class _DateIndex:
-    """Items bucketed by one local date each (an item with no date is not in the index)."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[dt.date, dict[str, Any]] = defaultdict(dict)
-
-    def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
-        if old_day is not None:
-            bucket = self.buckets.get(old_day)
-            if bucket is not None:
-                bucket.pop(entity_id, None)
-                if not bucket:
-                    del self.buckets[old_day]
-        if new_day is not None and fact is not None:
-            self.buckets[new_day][entity_id] = fact
-
-    def between(self, first: dt.date, last: dt.date) -> list[Any]:
-        return [f for day, bucket in self.buckets.items() if first <= day <= last for f in bucket.values()]
-
-    def drop_before(self, day: dt.date) -> None:
-        """Forget every bucket before ``day`` whole (whatever facts it holds: no window reads it any more)."""
-        for old in [d for d in self.buckets if d < day]:
-            del self.buckets[old]
 
 
 def _day(ts: dt.datetime | None) -> dt.date | None:
@@ -102,15 +77,15 @@ class Aggregator:
         """Drop what no window can read any more when the horizon moves (off: keep everything, for comparison)."""
         self.scopes = Scopes(config.icb)
         self.facts: dict[FactKind, dict[str, Fact]] = {"ed": {}, "ambulance": {}, "spell": {}, "opel": {}}
-        self.ed_departed = _DateIndex()
-        self.ed_arrived = _DateIndex()
+        self.ed_departed = DateIndex()
+        self.ed_arrived = DateIndex()
         self.ed_in_department: dict[str, AttendanceFact] = {}
-        self.amb_stopped = _DateIndex()
-        self.amb_handed_over = _DateIndex()
+        self.amb_stopped = DateIndex()
+        self.amb_handed_over = DateIndex()
         self.amb_waiting_handover: dict[str, IncidentFact] = {}
         self.open_spells: dict[str, SpellFact] = {}
-        self.spells_discharged = _DateIndex()
-        self.referrals_made = _DateIndex()
+        self.spells_discharged = DateIndex()
+        self.referrals_made = DateIndex()
         self.evidence: dict[tuple[FactKind, str], int] = {}
         self.clock: dt.datetime | None = None
         self.version = 0
@@ -248,12 +223,16 @@ class Aggregator:
             return []
         computed_at = computed_at or dt.datetime.now(dt.UTC)
         today = local_date(at)
+        ts = at.astimezone(dt.UTC)
+        targets: dict[str, Target | None] = {}
         out = []
         for row in self.rows(at):
-            target = self.config.target_for(row.indicator, today)
+            if row.indicator not in targets:
+                targets[row.indicator] = self.config.target_for(row.indicator, today)
+            target = targets[row.indicator]
             out.append(
                 IndicatorSnapshot(
-                    ts=at,
+                    ts=ts,
                     indicator=row.indicator,
                     window=row.window,
                     scope_type=row.scope_type,

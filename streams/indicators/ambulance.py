@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.clock import Window, calendar_windows, last_60m
+from streams.date_index import added, concatenated
+from streams.facts import IncidentFact
 from streams.indicators.rows import Row, count_rows, nearest_rank, tally
 from streams.indicators.scopes import Scopes
 
@@ -28,15 +32,47 @@ def _mean_row(indicator: str, window: str, key: tuple[str, str], minutes: list[f
     return Row(indicator, window, key[0], key[1], total / n if n else None, total, float(n))
 
 
+def _response_minutes(scopes: Scopes, incidents: Iterable[IncidentFact]) -> dict[tuple, list[float]]:
+    """Response times in minutes per (category, scope key)."""
+    minutes: dict[tuple, list[float]] = defaultdict(list)
+    for f in incidents:
+        response = f.response_seconds / 60.0  # type: ignore[operator]
+        for key in scopes.ambulance_keys(f.org_code):
+            minutes[(f.category, key)].append(response)
+    return minutes
+
+
+MICROSECOND = dt.timedelta(microseconds=1)
+MICROSECONDS_PER_MINUTE = 60_000_000
+
+
+def _handover_tallies(scopes: Scopes, incidents: Iterable[IncidentFact]) -> Counter[tuple]:
+    """Per (scope key of the receiving site, measure): ``n`` handovers, ``us`` their total duration, ``over_<limit>``
+    per threshold and ``lost_us`` beyond the 15-minute guidance.
+
+    Durations are summed as whole microseconds, so a window's total is exact whatever order its days and facts are
+    added in (float minutes summed per day, then across days, would depend on which days were cached).
+    """
+    counts: Counter[tuple] = Counter()
+    guidance_us = HANDOVER_GUIDANCE_S * 1_000_000
+    for f in incidents:
+        us = (f.handover_at - f.at_hospital) // MICROSECOND  # type: ignore[operator]
+        over = [f"over_{limit}" for limit in HANDOVER_THRESHOLDS_MIN if us > limit * MICROSECONDS_PER_MINUTE]
+        lost = max(0, us - guidance_us)
+        for key in scopes.handover_keys(f.hospital_site):
+            counts[(key, "n")] += 1
+            counts[(key, "us")] += us
+            counts[(key, "lost_us")] += lost
+            for measure in over:
+                counts[(key, measure)] += 1
+    return counts
+
+
 def response_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Cat 1–4 mean and nearest-rank 90th centile, by clock-stop time."""
+    by_response = partial(_response_minutes, scopes)
     for window in _windows(at):
-        minutes: dict[tuple[int, tuple[str, str]], list[float]] = defaultdict(list)
-        for f in agg.amb_stopped.between(window.first, window.last):
-            if window.contains(f.stop):  # type: ignore[arg-type]
-                response = f.response_seconds / 60.0  # type: ignore[operator]
-                for key in scopes.ambulance_keys(f.org_code):
-                    minutes[(f.category, key)].append(response)  # type: ignore[index]
+        minutes = concatenated(agg.amb_stopped.summaries(window, "response", by_response, attrgetter("stop")))
         for cat in CATEGORIES:
             for key in scopes.ambulance:
                 values = sorted(minutes.get((cat, key), ()))
@@ -47,20 +83,17 @@ def response_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[
 
 def handover_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Per receiving site (and its organisation, and the system), by handover time."""
+    by_handover = partial(_handover_tallies, scopes)
     for window in _windows(at):
-        minutes: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for f in agg.amb_handed_over.between(window.first, window.last):
-            if window.contains(f.handover_at):  # type: ignore[arg-type]
-                for key in scopes.handover_keys(f.hospital_site):
-                    minutes[key].append(f.handover_seconds / 60.0)  # type: ignore[operator]
+        counts = added(agg.amb_handed_over.summaries(window, "handover", by_handover, attrgetter("handover_at")))
         for key in scopes.handover:
-            values = minutes.get(key, [])
-            yield _mean_row("amb_handover_mean_min", window.name, key, values)
+            n, total = counts[(key, "n")], counts[(key, "us")] / MICROSECONDS_PER_MINUTE
+            yield Row("amb_handover_mean_min", window.name, key[0], key[1], total / n if n else None, total, float(n))
             for limit in HANDOVER_THRESHOLDS_MIN:
-                n = float(sum(1 for v in values if v > limit))
-                yield Row(f"amb_handover_over_{limit}", window.name, key[0], key[1], n, n, float(len(values)))
-            lost = sum(max(0.0, v * 60 - HANDOVER_GUIDANCE_S) for v in values) / 3600.0
-            yield Row("amb_handover_hours_lost", window.name, key[0], key[1], lost, lost, float(len(values)))
+                over = float(counts[(key, f"over_{limit}")])
+                yield Row(f"amb_handover_over_{limit}", window.name, key[0], key[1], over, over, float(n))
+            lost = counts[(key, "lost_us")] / 3_600_000_000
+            yield Row("amb_handover_hours_lost", window.name, key[0], key[1], lost, lost, float(n))
     waiting = [f for f in agg.amb_waiting_handover.values() if f.at_hospital <= at]  # type: ignore[operator]
     yield from count_rows(
         "amb_waiting_handover_now",

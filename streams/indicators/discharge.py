@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.clock import calendar_windows, local_date
+from streams.date_index import added
 from streams.facts import Referral, SpellFact
 from streams.indicators.beds import ADULT_GA
 from streams.indicators.rows import Row, count_rows, percent_rows, tally
@@ -40,42 +43,76 @@ def _ratio(indicator: str, window: str, scopes: Scopes, num: Counter, den: Count
         yield Row(indicator, window, key[0], key[1], n / d if d else None, float(n), float(d))
 
 
+def _drd_tallies(scopes: Scopes, spells: Iterable[SpellFact]) -> Counter[tuple]:
+    """Per (measure, scope key), over the discharges that count for the DRD indicators: ``total``, ``on_time``
+    (discharged on or before the DRD), the same two for pathway 0 (``total_p0``, ``on_time_p0``), ``delayed``
+    and ``delay_days``."""
+    counts: Counter[tuple] = Counter()
+    for s in spells:
+        if not counts_for_drd(s):
+            continue
+        delay = delay_days(s)
+        measures = ["total"]
+        if delay == 0:
+            measures.append("on_time")
+        if s.pathway == 0:
+            measures.extend(("total_p0", "on_time_p0") if delay == 0 else ("total_p0",))
+        for key in scopes.bed_keys(s.org_code, s.site_code):
+            for measure in measures:
+                counts[(measure, key)] += 1
+            if delay:
+                counts[("delayed", key)] += 1
+                counts[("delay_days", key)] += delay
+    return counts
+
+
+def _measure(counts: Counter[tuple], measure: str) -> Counter:
+    """One measure of :func:`_drd_tallies` or :func:`_p2_tallies` per scope key."""
+    return Counter({key: n for (name, key), n in counts.items() if name == measure})
+
+
 def drd_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
+    by_discharge = partial(_drd_tallies, scopes)
     for window in calendar_windows(at):
-        spells = [
-            s
-            for s in agg.spells_discharged.between(window.first, window.last)
-            if window.contains(s.discharged_at) and counts_for_drd(s)  # type: ignore[arg-type]
-        ]
-        keys = {s.spell_id: scopes.bed_keys(s.org_code, s.site_code) for s in spells}
-        delays = {s.spell_id: delay_days(s) for s in spells}
-        for suffix, chosen in (("", spells), ("_p0", [s for s in spells if s.pathway == 0])):
-            on_time = tally(keys[s.spell_id] for s in chosen if delays[s.spell_id] == 0)
-            total = tally(keys[s.spell_id] for s in chosen)
-            yield from percent_rows(f"discharged_on_drd_pct{suffix}", window.name, scopes.beds, on_time, total)
-        total_delay: Counter = Counter()
-        delayed: Counter = Counter()
-        for s in spells:
-            if delays[s.spell_id]:
-                for key in keys[s.spell_id]:
-                    total_delay[key] += delays[s.spell_id]
-                    delayed[key] += 1
+        counts = added(agg.spells_discharged.summaries(window, "drd", by_discharge, attrgetter("discharged_at")))
+        total = _measure(counts, "total")
+        for suffix in ("", "_p0"):
+            on_time, chosen = _measure(counts, f"on_time{suffix}"), _measure(counts, f"total{suffix}")
+            yield from percent_rows(f"discharged_on_drd_pct{suffix}", window.name, scopes.beds, on_time, chosen)
+        total_delay, delayed = _measure(counts, "delay_days"), _measure(counts, "delayed")
         yield from _ratio("drd_delay_days_mean", window.name, scopes, total_delay, delayed)
-        yield from _ratio("discharge_delay_days_mean", window.name, scopes, total_delay, tally(keys.values()))
+        yield from _ratio("discharge_delay_days_mean", window.name, scopes, total_delay, total)
+
+
+def _p2_tallies(scopes: Scopes, at: dt.datetime, referrals: Iterable[tuple[SpellFact, Referral]]) -> Counter[tuple]:
+    """Per (``due`` | ``planned``, scope key): pathway-2 referrals whose 48 hours have elapsed by T, and those of
+    them planned within 48 h. Depends on T only until 48 h after the referral: a day's tallies settle then."""
+    counts: Counter[tuple] = Counter()
+    for spell, ref in referrals:
+        if ref.pathway != 2 or ref.made_at + PLAN_WITHIN > at:
+            continue
+        planned = _planned_in_time(ref, at)
+        for key in scopes.bed_keys(spell.org_code, spell.site_code):
+            counts[("due", key)] += 1
+            if planned:
+                counts[("planned", key)] += 1
+    return counts
+
+
+def _made_at(item: tuple[SpellFact, Referral]) -> dt.datetime:
+    return item[1].made_at
 
 
 def p2_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Pathway-2 referrals made in the window whose 48 hours have elapsed by T: % with a plan within 48 h."""
+    by_referral = partial(_p2_tallies, scopes, at)
     for window in calendar_windows(at):
         if window.name == "today":
             continue
-        due = [
-            (spell, ref)
-            for spell, ref in agg.referrals_made.between(window.first, window.last)
-            if ref.pathway == 2 and window.contains(ref.made_at) and ref.made_at + PLAN_WITHIN <= at
-        ]
-        den = tally(scopes.bed_keys(s.org_code, s.site_code) for s, _ in due)
-        num = tally(scopes.bed_keys(s.org_code, s.site_code) for s, r in due if _planned_in_time(r, at))
+        counts = added(
+            agg.referrals_made.summaries(window, "p2", by_referral, _made_at, settled_by=at, settle=PLAN_WITHIN)
+        )
+        num, den = _measure(counts, "planned"), _measure(counts, "due")
         yield from percent_rows("p2_plan_48h_pct", window.name, scopes.beds, num, den)
     overdue = [
         spell

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.clock import calendar_windows
+from streams.date_index import added
 from streams.facts import AttendanceFact
 from streams.indicators.rows import Row, count_rows, percent_rows, tally
 from streams.indicators.scopes import Scopes
@@ -42,28 +45,36 @@ def _spread(groups: Counter[tuple], dtype: str | None, flag: int | None = None) 
     return counts
 
 
+def _departure_groups(scopes: Scopes, facts: Iterable[AttendanceFact]) -> Counter[tuple]:
+    """Departures grouped by (scope keys, department type, within 4 h, over 12 h from arrival)."""
+    return Counter(
+        (
+            scopes.ed_keys(f.org_code, f.site_code),
+            f.department_type,
+            f.departure - f.clock_start <= FOUR_HOURS,  # type: ignore[operator]
+            f.departure - f.arrival > TWELVE_HOURS,  # type: ignore[operator]
+        )
+        for f in facts
+    )
+
+
+def _arrival_groups(scopes: Scopes, facts: Iterable[AttendanceFact]) -> Counter[tuple]:
+    """Arrivals grouped by (scope keys, department type)."""
+    return Counter((scopes.ed_keys(f.org_code, f.site_code), f.department_type) for f in facts)
+
+
 def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Windowed indicators for all types and by department type (suffix ``_type1`` …), then the live ones.
 
-    Each window's facts are read once and grouped by (scope keys, department type, within 4 h, over 12 h) in C
-    (``Counter``); every type's rows then come from those few groups rather than from another pass over the facts.
+    Each window's departures and arrivals are grouped by (scope keys, department type, within 4 h, over 12 h) per
+    local day (cached per whole day: :class:`~streams.date_index.DateIndex`); every type's rows then come from
+    those few groups rather than from another pass over the facts.
     """
+    by_departure = partial(_departure_groups, scopes)
+    by_arrival = partial(_arrival_groups, scopes)
     for window in calendar_windows(at):
-        departed: Counter[tuple] = Counter(
-            (
-                scopes.ed_keys(f.org_code, f.site_code),
-                f.department_type,
-                f.departure - f.clock_start <= FOUR_HOURS,
-                f.departure - f.arrival > TWELVE_HOURS,
-            )
-            for f in agg.ed_departed.between(window.first, window.last)
-            if window.contains(f.departure)
-        )
-        arrived: Counter[tuple] = Counter(
-            (scopes.ed_keys(f.org_code, f.site_code), f.department_type)
-            for f in agg.ed_arrived.between(window.first, window.last)
-            if window.contains(f.arrival)
-        )
+        departed = added(agg.ed_departed.summaries(window, "ed", by_departure, attrgetter("departure")))
+        arrived = added(agg.ed_arrived.summaries(window, "ed", by_arrival, attrgetter("arrival")))
         for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
             den = _spread(departed, dtype)
             yield from percent_rows(f"ed_4h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 2), den)

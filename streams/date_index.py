@@ -1,0 +1,122 @@
+"""Facts bucketed by local date, with per-day summaries kept until the day changes.
+
+A snapshot's windows (today, month to date, the previous month) span up to ~60 local days, but between two
+snapshots only a few days' buckets change (today's, and the days a late correction touches). So each indicator
+asks for its window as a list of per-day *summaries* (e.g. a ``Counter`` of scope groups): a day the window covers
+whole is summarised once and served from the cache until a fact is put into or taken out of it; only the window's
+partial days (today up to T, the last 60 minutes) are summarised afresh from their facts. That makes a snapshot
+cost in proportion to the days and scopes it reports, not to the facts in its windows (bench/analysis.md, replay).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from streams.clock import Window, local_midnight
+
+Summary = TypeVar("Summary")
+
+
+@lru_cache(maxsize=4096)
+def _next_midnight(day: dt.date) -> dt.datetime:
+    """Start (UTC) of the local day after ``day`` (memoised: a snapshot asks for every day of its windows)."""
+    return local_midnight(day + dt.timedelta(days=1))
+
+
+@lru_cache(maxsize=4096)
+def _midnight(day: dt.date) -> dt.datetime:
+    return local_midnight(day)
+
+
+def covers_whole(window: Window, day: dt.date) -> bool:
+    """Whether every instant of local ``day`` is in ``window`` (so every fact bucketed on that day counts)."""
+    if _midnight(day) < window.start:
+        return False
+    return _next_midnight(day) <= window.end  # the day's instants are before its next midnight
+
+
+class DateIndex:
+    """Items bucketed by one local date each (an item with no date is not in the index)."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[dt.date, dict[str, Any]] = defaultdict(dict)
+        self._summaries: dict[dt.date, dict[Hashable, Any]] = {}
+        """Per day, the cached summaries of its bucket by name (dropped whenever the bucket changes)."""
+
+    def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
+        if old_day is not None:
+            bucket = self.buckets.get(old_day)
+            if bucket is not None:
+                self._summaries.pop(old_day, None)
+                bucket.pop(entity_id, None)
+                if not bucket:
+                    del self.buckets[old_day]
+        if new_day is not None and fact is not None:
+            self._summaries.pop(new_day, None)
+            self.buckets[new_day][entity_id] = fact
+
+    def between(self, first: dt.date, last: dt.date) -> list[Any]:
+        return [f for day, bucket in self.buckets.items() if first <= day <= last for f in bucket.values()]
+
+    def drop_before(self, day: dt.date) -> None:
+        """Forget every bucket before ``day`` whole (whatever facts it holds: no window reads it any more)."""
+        for old in [d for d in self.buckets if d < day]:
+            del self.buckets[old]
+            self._summaries.pop(old, None)
+
+    def summaries(
+        self,
+        window: Window,
+        name: Hashable,
+        summarise: Callable[[Iterable[Any]], Summary],
+        time_of: Callable[[Any], dt.datetime],
+        *,
+        settled_by: dt.datetime | None = None,
+        settle: dt.timedelta = dt.timedelta(0),
+    ) -> list[Summary]:
+        """``summarise`` of the items in ``window``, one result per local day that has items, oldest day first.
+
+        A day the window covers whole is summarised from its whole bucket and cached under ``name``; any other day
+        is summarised from the items whose ``time_of`` the window contains, every time. ``summarise`` must depend
+        on the items alone, or also on T only until ``settle`` after the day's end: with ``settled_by`` (T), a whole
+        day is cached only once ``settled_by`` is at least ``settle`` past the day's end.
+        """
+        parts: list[Summary] = []
+        day = window.first
+        one_day = dt.timedelta(days=1)
+        while day <= window.last:
+            bucket = self.buckets.get(day)
+            if bucket:
+                if covers_whole(window, day):
+                    cached = self._summaries.get(day)
+                    part = None if cached is None else cached.get(name)
+                    if part is None:
+                        part = summarise(bucket.values())
+                        if settled_by is None or _next_midnight(day) + settle <= settled_by:
+                            self._summaries.setdefault(day, {})[name] = part
+                    parts.append(part)
+                else:
+                    parts.append(summarise([f for f in bucket.values() if window.contains(time_of(f))]))
+            day += one_day
+        return parts
+
+
+def added(parts: Iterable[Counter]) -> Counter:
+    """The sum of per-day counters (a new counter: cached parts are never changed)."""
+    total: Counter = Counter()
+    for part in parts:
+        total.update(part)
+    return total
+
+
+def concatenated(parts: Iterable[dict[Hashable, list[float]]]) -> dict[Hashable, list[float]]:
+    """Per-day lists of values merged per key, in day order (new lists: cached parts are never changed)."""
+    merged: dict[Hashable, list[float]] = defaultdict(list)
+    for part in parts:
+        for key, values in part.items():
+            merged[key].extend(values)
+    return merged
