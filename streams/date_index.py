@@ -46,6 +46,8 @@ class DateIndex:
         self.buckets: dict[dt.date, dict[str, Any]] = defaultdict(dict)
         self._summaries: dict[dt.date, dict[Hashable, Any]] = {}
         """Per day, the cached summaries of its bucket by name (dropped whenever the bucket changes)."""
+        self._merged: dict[tuple[str, str], tuple[list[Any], Any]] = {}
+        """Per (summary name, window name), the whole days' summaries last merged and their merge."""
 
     def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
         if old_day is not None:
@@ -68,44 +70,53 @@ class DateIndex:
             del self.buckets[old]
             self._summaries.pop(old, None)
 
-    def summaries(
+    def window_summary(
         self,
         window: Window,
-        name: Hashable,
+        name: str,
         summarise: Callable[[Iterable[Any]], Summary],
+        merge: Callable[[list[Summary]], Summary],
         time_of: Callable[[Any], dt.datetime],
         *,
         settled_by: dt.datetime | None = None,
         settle: dt.timedelta = dt.timedelta(0),
-    ) -> list[Summary]:
-        """``summarise`` of the items in ``window``, one result per local day that has items, oldest day first.
+    ) -> Summary:
+        """``summarise`` of the items in ``window``, built by ``merge`` from per-day summaries (oldest day first).
 
-        A day the window covers whole is summarised from its whole bucket and cached under ``name``; any other day
-        is summarised from the items whose ``time_of`` the window contains, every time. ``summarise`` must depend
-        on the items alone, or also on T only until ``settle`` after the day's end: with ``settled_by`` (T), a whole
-        day is cached only once ``settled_by`` is at least ``settle`` past the day's end.
+        A day the window covers whole is summarised from its whole bucket and cached under ``name``, and so is the
+        merge of the window's whole days while none of them changes; any other day is summarised from the items
+        whose ``time_of`` the window contains, every time, and merged on top. ``summarise`` must depend on the items
+        alone, or also on T only until ``settle`` after the day's end: with ``settled_by`` (T), a day is cached only
+        once ``settled_by`` is at least ``settle`` past the day's end. ``merge`` must not change its inputs.
         """
-        parts: list[Summary] = []
-        day = window.first
-        one_day = dt.timedelta(days=1)
-        while day <= window.last:
+        whole: list[Summary] = []
+        fresh: list[Summary] = []
+        day, last, one_day = window.first, window.last, dt.timedelta(days=1)
+        while day <= last:
             bucket = self.buckets.get(day)
             if bucket:
-                if covers_whole(window, day):
-                    cached = self._summaries.get(day)
-                    part = None if cached is None else cached.get(name)
-                    if part is None:
-                        part = summarise(bucket.values())
-                        if settled_by is None or _next_midnight(day) + settle <= settled_by:
-                            self._summaries.setdefault(day, {})[name] = part
-                    parts.append(part)
+                if not covers_whole(window, day):
+                    fresh.append(summarise([f for f in bucket.values() if window.contains(time_of(f))]))
+                elif settled_by is not None and _next_midnight(day) + settle > settled_by:
+                    fresh.append(summarise(bucket.values()))
                 else:
-                    parts.append(summarise([f for f in bucket.values() if window.contains(time_of(f))]))
+                    cached = self._summaries.setdefault(day, {})
+                    part = cached.get(name)
+                    if part is None:
+                        part = cached[name] = summarise(bucket.values())
+                    whole.append(part)
             day += one_day
-        return parts
+        key = (name, window.name)
+        held = self._merged.get(key)
+        if held is not None and len(held[0]) == len(whole) and all(a is b for a, b in zip(held[0], whole, strict=True)):
+            merged_whole = held[1]
+        else:
+            merged_whole = merge(whole)
+            self._merged[key] = (whole, merged_whole)
+        return merge([merged_whole, *fresh]) if fresh else merged_whole
 
 
-def added(parts: Iterable[Counter]) -> Counter:
+def added(parts: list[Counter]) -> Counter:
     """The sum of per-day counters (a new counter: cached parts are never changed)."""
     total: Counter = Counter()
     for part in parts:
@@ -113,10 +124,15 @@ def added(parts: Iterable[Counter]) -> Counter:
     return total
 
 
-def concatenated(parts: Iterable[dict[Hashable, list[float]]]) -> dict[Hashable, list[float]]:
-    """Per-day lists of values merged per key, in day order (new lists: cached parts are never changed)."""
+def sorted_merge(parts: list[dict[Hashable, list[float]]]) -> dict[Hashable, list[float]]:
+    """Per-key sorted lists of values merged into sorted lists (new lists: cached parts are never changed).
+
+    The inputs are sorted runs, which ``sorted`` merges in linear time."""
     merged: dict[Hashable, list[float]] = defaultdict(list)
     for part in parts:
         for key, values in part.items():
             merged[key].extend(values)
-    return merged
+    if len(parts) > 1:
+        for values in merged.values():
+            values.sort()
+    return dict(merged)

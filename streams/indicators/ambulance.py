@@ -10,7 +10,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.clock import Window, calendar_windows, last_60m
-from streams.date_index import added, concatenated
+from streams.date_index import added, sorted_merge
 from streams.facts import IncidentFact
 from streams.indicators.rows import Row, count_rows, nearest_rank, tally
 from streams.indicators.scopes import Scopes
@@ -33,13 +33,15 @@ def _mean_row(indicator: str, window: str, key: tuple[str, str], minutes: list[f
 
 
 def _response_minutes(scopes: Scopes, incidents: Iterable[IncidentFact]) -> dict[tuple, list[float]]:
-    """Response times in minutes per (category, scope key)."""
+    """Response times in minutes per (category, scope key), sorted."""
     minutes: dict[tuple, list[float]] = defaultdict(list)
     for f in incidents:
         response = f.response_seconds / 60.0  # type: ignore[operator]
         for key in scopes.ambulance_keys(f.org_code):
             minutes[(f.category, key)].append(response)
-    return minutes
+    for values in minutes.values():
+        values.sort()
+    return dict(minutes)
 
 
 MICROSECOND = dt.timedelta(microseconds=1)
@@ -72,10 +74,10 @@ def response_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[
     """Cat 1–4 mean and nearest-rank 90th centile, by clock-stop time."""
     by_response = partial(_response_minutes, scopes)
     for window in _windows(at):
-        minutes = concatenated(agg.amb_stopped.summaries(window, "response", by_response, attrgetter("stop")))
+        minutes = agg.amb_stopped.window_summary(window, "response", by_response, sorted_merge, attrgetter("stop"))
         for cat in CATEGORIES:
             for key in scopes.ambulance:
-                values = sorted(minutes.get((cat, key), ()))
+                values = minutes.get((cat, key), [])
                 yield _mean_row(f"amb_cat{cat}_mean_min", window.name, key, values)
                 p90 = nearest_rank(values, 0.9) if values else None
                 yield Row(f"amb_cat{cat}_p90_min", window.name, key[0], key[1], p90, None, float(len(values)))
@@ -85,7 +87,7 @@ def handover_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[
     """Per receiving site (and its organisation, and the system), by handover time."""
     by_handover = partial(_handover_tallies, scopes)
     for window in _windows(at):
-        counts = added(agg.amb_handed_over.summaries(window, "handover", by_handover, attrgetter("handover_at")))
+        counts = agg.amb_handed_over.window_summary(window, "handover", by_handover, added, attrgetter("handover_at"))
         for key in scopes.handover:
             n, total = counts[(key, "n")], counts[(key, "us")] / MICROSECONDS_PER_MINUTE
             yield Row("amb_handover_mean_min", window.name, key[0], key[1], total / n if n else None, total, float(n))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from functools import partial
 from operator import attrgetter
@@ -66,22 +66,25 @@ def _drd_tallies(scopes: Scopes, spells: Iterable[SpellFact]) -> Counter[tuple]:
     return counts
 
 
-def _measure(counts: Counter[tuple], measure: str) -> Counter:
-    """One measure of :func:`_drd_tallies` or :func:`_p2_tallies` per scope key."""
-    return Counter({key: n for (name, key), n in counts.items() if name == measure})
+def _by_measure(counts: Counter[tuple]) -> defaultdict[str, Counter]:
+    """:func:`_drd_tallies` or :func:`_p2_tallies` as one counter per measure, keyed by scope."""
+    measures: defaultdict[str, Counter] = defaultdict(Counter)
+    for (measure, key), n in counts.items():
+        measures[measure][key] = n
+    return measures
 
 
 def drd_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     by_discharge = partial(_drd_tallies, scopes)
     for window in calendar_windows(at):
-        counts = added(agg.spells_discharged.summaries(window, "drd", by_discharge, attrgetter("discharged_at")))
-        total = _measure(counts, "total")
+        counts = agg.spells_discharged.window_summary(window, "drd", by_discharge, added, attrgetter("discharged_at"))
+        measures = _by_measure(counts)
         for suffix in ("", "_p0"):
-            on_time, chosen = _measure(counts, f"on_time{suffix}"), _measure(counts, f"total{suffix}")
+            on_time, chosen = measures[f"on_time{suffix}"], measures[f"total{suffix}"]
             yield from percent_rows(f"discharged_on_drd_pct{suffix}", window.name, scopes.beds, on_time, chosen)
-        total_delay, delayed = _measure(counts, "delay_days"), _measure(counts, "delayed")
-        yield from _ratio("drd_delay_days_mean", window.name, scopes, total_delay, delayed)
-        yield from _ratio("discharge_delay_days_mean", window.name, scopes, total_delay, total)
+        total_delay = measures["delay_days"]
+        yield from _ratio("drd_delay_days_mean", window.name, scopes, total_delay, measures["delayed"])
+        yield from _ratio("discharge_delay_days_mean", window.name, scopes, total_delay, measures["total"])
 
 
 def _p2_tallies(scopes: Scopes, at: dt.datetime, referrals: Iterable[tuple[SpellFact, Referral]]) -> Counter[tuple]:
@@ -109,11 +112,11 @@ def p2_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     for window in calendar_windows(at):
         if window.name == "today":
             continue
-        counts = added(
-            agg.referrals_made.summaries(window, "p2", by_referral, _made_at, settled_by=at, settle=PLAN_WITHIN)
+        counts = agg.referrals_made.window_summary(
+            window, "p2", by_referral, added, _made_at, settled_by=at, settle=PLAN_WITHIN
         )
-        num, den = _measure(counts, "planned"), _measure(counts, "due")
-        yield from percent_rows("p2_plan_48h_pct", window.name, scopes.beds, num, den)
+        measures = _by_measure(counts)
+        yield from percent_rows("p2_plan_48h_pct", window.name, scopes.beds, measures["planned"], measures["due"])
     overdue = [
         spell
         for spell in agg.open_spells.values()

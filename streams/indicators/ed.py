@@ -73,8 +73,8 @@ def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     by_departure = partial(_departure_groups, scopes)
     by_arrival = partial(_arrival_groups, scopes)
     for window in calendar_windows(at):
-        departed = added(agg.ed_departed.summaries(window, "ed", by_departure, attrgetter("departure")))
-        arrived = added(agg.ed_arrived.summaries(window, "ed", by_arrival, attrgetter("arrival")))
+        departed = agg.ed_departed.window_summary(window, "ed", by_departure, added, attrgetter("departure"))
+        arrived = agg.ed_arrived.window_summary(window, "ed", by_arrival, added, attrgetter("arrival"))
         for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
             den = _spread(departed, dtype)
             yield from percent_rows(f"ed_4h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 2), den)

@@ -67,15 +67,15 @@ def test_a_whole_day_is_summarised_once_until_a_fact_moves_in_or_out() -> None:
     index.put("a", None, day, "x")
     index.put("b", None, day, "y")
     window = _day("mtd", dt.date(2026, 3, 1), dt.date(2026, 3, 3), local_midnight(dt.date(2026, 3, 3)) + HOUR)
-    assert added(index.summaries(window, "n", summarise, times.get)) == Counter({"x": 1, "y": 1})
-    assert added(index.summaries(window, "n", summarise, times.get)) == Counter({"x": 1, "y": 1})
+    assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1})
+    assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1})
     assert calls == [2]  # the second snapshot read the cache
     times["y"] = local_midnight(dt.date(2026, 3, 3)) + 2 * HOUR  # a correction moves y to the next day, after T
     index.put("b", day, dt.date(2026, 3, 3), "y")
-    assert added(index.summaries(window, "n", summarise, times.get)) == Counter({"x": 1})
+    assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1})
     assert calls == [2, 1, 0]  # day 2 again (x), and day 3, partial: y filtered out as after the window's end
     index.put("a", day, None, None)  # a cancellation takes x out
-    assert added(index.summaries(window, "n", summarise, times.get)) == Counter()
+    assert index.window_summary(window, "n", summarise, added, times.get) == Counter()
     assert index.buckets.get(day) is None and calls == [2, 1, 0, 0]
 
 
@@ -88,8 +88,8 @@ def test_a_summary_that_depends_on_t_is_cached_only_once_settled() -> None:
     settle = dt.timedelta(hours=48)
     end_of_day = local_midnight(day + dt.timedelta(days=1))
     for at in (end_of_day + dt.timedelta(hours=47), end_of_day + settle, end_of_day + dt.timedelta(hours=72)):
-        index.summaries(window, "p", lambda items, at=at: calls.append(at) or Counter(items), str,
-                        settled_by=at, settle=settle)  # fmt: skip
+        index.window_summary(window, "p", lambda items, at=at: calls.append(at) or Counter(items), added, str,
+                             settled_by=at, settle=settle)  # fmt: skip
     assert calls == [end_of_day + dt.timedelta(hours=47), end_of_day + settle]  # settled at 48 h: cached then
 
 
