@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import gc
+from collections.abc import Iterator, Sequence
 
 from clickhouse.store import Store
-from schemas.events import Envelope, parse_event
+from schemas.events import Envelope, EventRejected, parse_event
 
 RAW_TABLES = ("raw_ed", "raw_ambulance", "raw_adt", "raw_discharge", "raw_opel")
+PARSE_BLOCK = 50_000
+"""Payloads re-parsed per garbage-collector pause in :func:`events_until` (bounds the extra memory of a pause)."""
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while a block builds many long-lived objects (events, rows).
+
+    Why: every parsed event is a tracked container, so bulk parsing keeps triggering full collections that traverse
+    the whole heap (pydantic's validators included, ~20 ms each), ~40% of the parse time; nothing on these paths makes
+    reference cycles (refcounting frees everything), and the collector resumes, and catches up, when the block ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parsed(payloads: Sequence[bytes]) -> Iterator[Envelope]:
+    """``parse_event`` of each payload, in order, parsed in one collector pause; a reject is raised after the events
+    before it have been yielded, exactly as a one-by-one parse would."""
+    events: list[Envelope] = []
+    failure: EventRejected | None = None
+    with paused_gc():
+        for raw in payloads:
+            try:
+                events.append(parse_event(raw))
+            except EventRejected as exc:
+                failure = exc
+                break
+    yield from events
+    if failure is not None:
+        raise failure
 
 
 def _literal(ts: dt.datetime) -> str:
@@ -24,8 +62,9 @@ def events_until(store: Store, until: dt.datetime, since: dt.datetime | None = N
             f"SELECT payload FROM scc.{table} FINAL WHERE occurred_at <= {_literal(until)} {lower} "
             "ORDER BY occurred_at, event_id"
         )
-        for (payload,) in store.query_rows(sql):
-            yield parse_event(payload)
+        payloads = store.query_column(sql, as_bytes=True)  # bytes: parse_event takes them without a decode/encode
+        for k in range(0, len(payloads), PARSE_BLOCK):
+            yield from _parsed(payloads[k : k + PARSE_BLOCK])
 
 
 def event_time_span(store: Store) -> tuple[dt.datetime, dt.datetime] | None:
