@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> Result:
     args = parser.parse_args(argv)
 
     from connectors.simulator import write_jsonl
-    from scc.replay import INSERT_CHUNK, ReplayReport, evaluate_history, load_files
+    from scc.replay import INSERT_CHUNK, ReplayReport, evaluate_history, history_events, load_files
     from schemas.config import load_config
 
     config = load_config()
@@ -76,11 +76,14 @@ def main(argv: list[str] | None = None) -> Result:
         marks, progress = _stage_timer()
         t0 = time.perf_counter()
         report = ReplayReport()
-        load_files(store, [path], report, progress)
+        mark = store.ingestion_mark()
+        loaded = load_files(store, [path], report, progress)
         first = SIM_START - dt.timedelta(days=args.warmup_days)
         assert report.last is not None
-        evaluated = evaluate_history(store, config, first, report.last, dt.timedelta(minutes=args.every), progress)
-        snapshots, alerts = evaluated[0], evaluated[1]  # (a third item, the refused events, in newer versions)
+        events = history_events(store, loaded, mark, report.last)
+        del loaded
+        every = dt.timedelta(minutes=args.every)
+        snapshots, alerts, _ = evaluate_history(events, config, first, report.last, every, progress)
         for k in range(0, len(snapshots), INSERT_CHUNK):
             store.insert_snapshots(snapshots[k : k + INSERT_CHUNK])
         store.insert_alerts(alerts)
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> Result:
             print("profiling the evaluation stage again under cProfile ...")
             profile = cProfile.Profile()
             profile.enable()
-            evaluate_history(store, config, first, report.last, dt.timedelta(minutes=args.every))
+            evaluate_history(events, config, first, report.last, every)
             profile.disable()
             profile_top = top_functions(profile)
         stored = store.query_rows(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,12 @@ class StoreTarget:
     display: str  # the DSN with its password masked: safe to log
     database: str
     connect_args: Mapping[str, Any]
+
+
+def raw_key(event: Envelope) -> tuple[str, dt.datetime, str]:
+    """What the raw tables deduplicate on (their sorting key): copies of an event id with another type or time stay
+    separate rows, and the engine decides between them (the first in event-time order)."""
+    return event.event_type, event.occurred_at, event.event_id  # type: ignore[attr-defined]
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -175,6 +182,14 @@ class Store:
         """Run a statement that returns no rows (DDL, OPTIMIZE, ...)."""
         return self.client.command(sql, parameters=parameters)
 
+    def ingestion_mark(self) -> dt.datetime:
+        """A time that splits the raw rows by ``ingested_at``: every row written before the call is stamped at or
+        before it, every row written after the call later (it waits out the server's current millisecond)."""
+        mark = self.query_rows("SELECT now64(3, 'UTC')")[0][0]
+        while self.query_rows("SELECT now64(3, 'UTC')")[0][0] <= mark:
+            time.sleep(0.0005)
+        return _utc(mark)
+
     def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows as tuples; bind values with ``{name:Type}`` placeholders and ``parameters``."""
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
@@ -224,17 +239,19 @@ class Store:
     def insert_events(self, topic: str, items: Sequence[tuple[Envelope, int, int]]) -> int:
         """Insert (event, kafka partition, kafka offset) rows of one topic in one columnar batch; returns rows written.
 
-        Idempotent: the raw tables collapse copies of an event_id. Copies inside one batch are dropped here (the
-        first wins) because rows of one insert share ``ingested_at`` and the table could not tell them apart.
+        Idempotent: the raw tables collapse copies with the same :func:`raw_key` (the earliest stored copy wins).
+        Copies inside one batch are dropped here (the first wins) because rows of one insert share ``ingested_at``
+        and the table could not tell them apart.
         """
         table = RAW_TABLE_OF_TOPIC.get(topic)
         if table is None:
             raise StoreError(f"unknown topic {topic!r}: expected one of {sorted(RAW_TABLE_OF_TOPIC)}")
-        seen: set[str] = set()
+        seen: set[tuple[str, dt.datetime, str]] = set()
         unique: list[tuple[Envelope, int, int]] = []
         for item in items:
-            if item[0].event_id not in seen:
-                seen.add(item[0].event_id)
+            key = raw_key(item[0])
+            if key not in seen:
+                seen.add(key)
                 unique.append(item)
         if not unique:
             return 0

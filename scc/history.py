@@ -54,9 +54,15 @@ def _literal(ts: dt.datetime) -> str:
     return f"toDateTime64('{ts.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S.%f}', 6, 'UTC')"
 
 
-def events_until(store: Store, until: dt.datetime, since: dt.datetime | None = None) -> Iterator[Envelope]:
-    """Every stored event (one per ``event_id``) with ``since <= occurred_at <= until``, oldest first per table."""
+def events_until(
+    store: Store, until: dt.datetime, since: dt.datetime | None = None, *, ingested_by: dt.datetime | None = None
+) -> Iterator[Envelope]:
+    """Every stored event (one per ``event_id``) with ``since <= occurred_at <= until``, oldest first per table;
+    with ``ingested_by`` (a :meth:`~clickhouse.store.Store.ingestion_mark`), only those whose kept copy was stored
+    by then."""
     lower = f"AND occurred_at >= {_literal(since)}" if since else ""
+    if ingested_by is not None:
+        lower += f" AND ingested_at <= {_literal(ingested_by)}"
     for table in RAW_TABLES:
         sql = (
             f"SELECT payload FROM scc.{table} FINAL WHERE occurred_at <= {_literal(until)} {lower} "

@@ -2,7 +2,8 @@
 
 Replay is idempotent and order-independent by construction: raw events deduplicate on ``event_id`` in the store,
 and the history is then evaluated from *everything the store holds* in event-time order, so replaying a file twice,
-or files in any order, or a file that overlaps live data, gives the same rows. It runs the same engine as the
+or files in any order, or a file that overlaps live data, gives the same rows. (What the files add is evaluated
+from the events just parsed rather than read back and parsed again: :func:`history_events`.) It runs the same engine as the
 Faust agents (:class:`streams.engine.Engine`).
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clickhouse.store import DeadLetter, Store
+from clickhouse.store import DeadLetter, Store, raw_key
 from connectors.files import FileReject, read_jsonl
 from scc.history import events_until, paused_gc
 from schemas.alerts import AlertEvent
@@ -54,8 +55,14 @@ def _boundaries(first: dt.datetime, last: dt.datetime, every: dt.timedelta) -> l
     return times
 
 
-def load_files(store: Store, paths: Iterable[Path], report: ReplayReport, progress: Progress | None = None) -> None:
-    """Validate every line; store good events (deduplicated) and rejects (as dead letters with file and line)."""
+def load_files(
+    store: Store, paths: Iterable[Path], report: ReplayReport, progress: Progress | None = None
+) -> list[Envelope]:
+    """Validate every line; store good events (deduplicated) and rejects (as dead letters with file and line).
+
+    Returns the first copy of every event, in file order: what the store keeps of them (it keeps the first copy per
+    :func:`raw_key`), so the history can be evaluated without reading them back and parsing them again."""
+    firsts: dict[tuple[str, dt.datetime, str], Envelope] = {}
     by_topic: dict[str, list[tuple[Envelope, int, int]]] = {}
     rejects: list[DeadLetter] = []
     now = dt.datetime.now(dt.UTC)
@@ -78,6 +85,7 @@ def load_files(store: Store, paths: Iterable[Path], report: ReplayReport, progre
                 rejects.append(DeadLetter(now, f"file:{item.path.name}", -1, item.line, item.reason, item.raw))
                 continue
             by_topic.setdefault(topic_of(item), []).append((item, -1, -1))
+            firsts.setdefault(raw_key(item), item)
             report.events += 1
             at = item.occurred_at  # compared inline: cheaper than a min() and a max() call per event
             if report.first is None or at < report.first:
@@ -91,36 +99,50 @@ def load_files(store: Store, paths: Iterable[Path], report: ReplayReport, progre
         flush()
     if progress:
         progress("load", report.events, report.events)
+    return list(firsts.values())
+
+
+def history_events(store: Store, loaded: list[Envelope], mark: dt.datetime, last: dt.datetime) -> list[Envelope]:
+    """Every event the store holds up to ``last`` once the files are loaded, in event-time order, without reading
+    back what :func:`load_files` has just parsed: the events stored before the load (by ``mark``, an ingestion mark
+    taken before it) plus the loaded ones the store did not hold already (the store keeps the earliest copy of an
+    event per :func:`raw_key`, so a loaded event with a stored key is the stored one)."""
+    before = list(events_until(store, last, ingested_by=mark))
+    held = {raw_key(e) for e in before}
+    events = before + [e for e in loaded if e.occurred_at <= last and raw_key(e) not in held]
+    events.sort(key=lambda e: (e.occurred_at, e.event_id))
+    return events
 
 
 def evaluate_history(
-    store: Store,
+    events: list[Envelope],
     config: PlatformConfig,
     first: dt.datetime,
     last: dt.datetime,
     every: dt.timedelta,
     progress: Progress | None = None,
 ) -> tuple[list[IndicatorSnapshot], list[AlertEvent], list[tuple[Envelope, str]]]:
-    """Snapshots at each boundary in [first, last] from every stored event up to ``last``, in event-time order, the
-    alerts that sequence of snapshots raises and resolves, and the events the engine refused with the reason."""
-    events = sorted(events_until(store, last), key=lambda e: (e.occurred_at, e.event_id))
+    """Snapshots at each boundary in [first, last] from ``events`` (in event-time order, see
+    :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
+    refused with the reason."""
     engine = Engine(config)
     alerting = AlertTracker(config)
     snapshots: list[IndicatorSnapshot] = []
     alerts: list[AlertEvent] = []
     i = 0
     times = _boundaries(first, last, every)
-    for n, t in enumerate(times, start=1):
-        j = i
-        while j < len(events) and events[j].occurred_at <= t:
-            j += 1
-        engine.ingest(events[i:j])
-        i = j
-        batch = engine.snapshot(t)
-        snapshots.extend(batch)
-        alerts.extend(alerting.update(batch))
-        if progress:
-            progress("evaluate", n, len(times))
+    with paused_gc():  # the engine's state is millions of long-lived objects: see paused_gc
+        for n, t in enumerate(times, start=1):
+            j = i
+            while j < len(events) and events[j].occurred_at <= t:
+                j += 1
+            engine.ingest(events[i:j])
+            i = j
+            batch = engine.snapshot(t)
+            snapshots.extend(batch)
+            alerts.extend(alerting.update(batch))
+            if progress:
+                progress("evaluate", n, len(times))
     return snapshots, alerts, engine.rejected
 
 
@@ -141,10 +163,13 @@ def replay(
 ) -> ReplayReport:
     """Load files into the store, then write the indicator history over the files' time span."""
     report = ReplayReport()
-    load_files(store, paths, report, progress)
+    mark = store.ingestion_mark()
+    loaded = load_files(store, paths, report, progress)
     if report.first is None or report.last is None:
         return report
-    snapshots, alerts, refused = evaluate_history(store, config, report.first, report.last, every, progress)
+    events = history_events(store, loaded, mark, report.last)
+    del loaded
+    snapshots, alerts, refused = evaluate_history(events, config, report.first, report.last, every, progress)
     if refused:
         now = dt.datetime.now(dt.UTC)
         store.insert_deadletters([engine_dead_letter(event, reason, now) for event, reason in refused])
