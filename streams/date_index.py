@@ -45,7 +45,8 @@ class DateIndex:
     def __init__(self) -> None:
         self.buckets: dict[dt.date, dict[str, Any]] = defaultdict(dict)
         self._summaries: dict[dt.date, dict[Hashable, Any]] = {}
-        """Per day, the cached summaries of its bucket by name (dropped whenever the bucket changes)."""
+        """Per day, the cached summaries of its bucket by name, and of its part up to a window's end by (name,
+        "until") (all dropped whenever the bucket changes)."""
         self._merged: dict[tuple[str, str], tuple[list[Any], Any]] = {}
         """Per (summary name, window name), the whole days' summaries last merged and their merge."""
 
@@ -96,7 +97,7 @@ class DateIndex:
             bucket = self.buckets.get(day)
             if bucket:
                 if not covers_whole(window, day):
-                    fresh.append(summarise([f for f in bucket.values() if window.contains(time_of(f))]))
+                    fresh.append(self._partial(day, bucket, window, name, summarise, time_of, settled_by))
                 elif settled_by is not None and _next_midnight(day) + settle > settled_by:
                     fresh.append(summarise(bucket.values()))
                 else:
@@ -114,6 +115,30 @@ class DateIndex:
             merged_whole = merge(whole)
             self._merged[key] = (whole, merged_whole)
         return merge([merged_whole, *fresh]) if fresh else merged_whole
+
+    def _partial(
+        self,
+        day: dt.date,
+        bucket: dict[str, Any],
+        window: Window,
+        name: str,
+        summarise: Callable[[Iterable[Any]], Summary],
+        time_of: Callable[[Any], dt.datetime],
+        settled_by: dt.datetime | None,
+    ) -> Summary:
+        """The summary of a day the window cuts. A day cut only by the window's end (today, in ``today`` and in
+        ``mtd``) is kept, as of that end, until the day changes: both windows, and repeated snapshots as of the
+        same T, share it."""
+        if _midnight(day) < window.start or not window.closed_end:
+            return summarise([f for f in bucket.values() if window.contains(time_of(f))])
+        cached = self._summaries.setdefault(day, {})
+        as_of = (window.end, settled_by)
+        held = cached.get((name, "until"))
+        if held is not None and held[0] == as_of:
+            return held[1]
+        part = summarise([f for f in bucket.values() if window.contains(time_of(f))])
+        cached[(name, "until")] = (as_of, part)
+        return part
 
 
 def added(parts: list[Counter]) -> Counter:

@@ -25,7 +25,10 @@ class Scopes:
         self.handover = self.ed  # ambulances hand over at the sites with an emergency department
         self._org_of_site = icb.org_of_site
         self._ed_set, self._beds_set, self._amb_set = set(self.ed), set(self.beds), set(self.ambulance)
-        self._memo: dict[tuple[int, str, str | None], tuple[ScopeKey, ...]] = {}
+        self._ed_memo: dict[tuple[str, str | None], tuple[ScopeKey, ...]] = {}
+        self._bed_memo: dict[tuple[str, str | None], tuple[ScopeKey, ...]] = {}
+        self._handover_memo: dict[str | None, tuple[ScopeKey, ...]] = {}
+        self._ambulance_memo: dict[str, tuple[ScopeKey, ...]] = {}
         self.bed_base = {("site", s.code): s.adult_ga_beds for o in icb.organisations for s in o.sites}
         for o in icb.organisations:
             self.bed_base[("org", o.code)] = sum(s.adult_ga_beds for s in o.sites)
@@ -37,25 +40,35 @@ class Scopes:
         return [*(("site", s) for s in sites), *(("org", o) for o in orgs), ("system", icb.code)]
 
     def _keys(self, allowed: set[ScopeKey], org: str, site: str | None) -> tuple[ScopeKey, ...]:
-        """The scope keys of (org, site) in a family, memoised: snapshots ask this for every fact in every window,
-        and the same few tuples come back (also letting :func:`~streams.indicators.rows.tally` count them whole)."""
-        memo_key = (id(allowed), org, site)
-        keys = self._memo.get(memo_key)
-        if keys is None:
-            found = [k for k in (("site", site or ""), ("org", org)) if k in allowed]
-            keys = self._memo[memo_key] = (*found, self.system)
-        return keys
+        """The scope keys of (org, site) in a family: its site and organisation where they report it, and the
+        system. Memoised per family by the callers below: snapshots ask for every fact in a window's partial days
+        and every live fact, and the same few tuples come back (letting
+        :func:`~streams.indicators.rows.tally` count them whole)."""
+        found = [k for k in (("site", site or ""), ("org", org)) if k in allowed]
+        return (*found, self.system)
 
     def ed_keys(self, org: str, site: str | None) -> tuple[ScopeKey, ...]:
-        return self._keys(self._ed_set, org, site)
+        keys = self._ed_memo.get((org, site))
+        if keys is None:
+            keys = self._ed_memo[(org, site)] = self._keys(self._ed_set, org, site)
+        return keys
 
     def bed_keys(self, org: str, site: str | None) -> tuple[ScopeKey, ...]:
-        return self._keys(self._beds_set, org, site)
+        keys = self._bed_memo.get((org, site))
+        if keys is None:
+            keys = self._bed_memo[(org, site)] = self._keys(self._beds_set, org, site)
+        return keys
 
     def handover_keys(self, site: str | None) -> tuple[ScopeKey, ...]:
         """A handover counts for the receiving site, the site's organisation (not the ambulance service's) and the
         system."""
-        return self._keys(self._ed_set, self._org_of_site.get(site or "", ""), site)
+        keys = self._handover_memo.get(site)
+        if keys is None:
+            keys = self._handover_memo[site] = self._keys(self._ed_set, self._org_of_site.get(site or "", ""), site)
+        return keys
 
     def ambulance_keys(self, org: str) -> tuple[ScopeKey, ...]:
-        return self._keys(self._amb_set, org, None)
+        keys = self._ambulance_memo.get(org)
+        if keys is None:
+            keys = self._ambulance_memo[org] = self._keys(self._amb_set, org, None)
+        return keys

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 from events_factory import admitted, config, ed_arrived, ed_cancelled, ed_departed, when
 
@@ -28,6 +29,17 @@ HOUR = dt.timedelta(hours=1)
 
 def _day(name: str, first: dt.date, last: dt.date, end: dt.datetime) -> Window:
     return Window(name, first, last, local_midnight(first), end)
+
+
+def _counting(calls: list[int]) -> Callable[[Iterable[str]], Counter]:
+    """A summary (a Counter of the items) that records how many items it was given each time it ran."""
+
+    def summarise(items: Iterable[str]) -> Counter:
+        items = list(items)
+        calls.append(len(items))
+        return Counter(items)
+
+    return summarise
 
 
 def test_a_day_is_whole_when_all_its_hours_are_in_the_window_on_both_clock_change_days() -> None:
@@ -56,11 +68,7 @@ def test_windows_as_of_t_cover_their_past_days_whole_and_today_in_part() -> None
 def test_a_whole_day_is_summarised_once_until_a_fact_moves_in_or_out() -> None:
     index = DateIndex()
     calls: list[int] = []
-
-    def summarise(items) -> Counter:  # noqa: ANN001
-        items = list(items)
-        calls.append(len(items))
-        return Counter(items)
+    summarise = _counting(calls)
 
     day = dt.date(2026, 3, 2)
     times = {"x": local_midnight(day) + dt.timedelta(hours=9), "y": local_midnight(day) + dt.timedelta(hours=10)}
@@ -76,7 +84,7 @@ def test_a_whole_day_is_summarised_once_until_a_fact_moves_in_or_out() -> None:
     assert calls == [2, 1, 0]  # day 2 again (x), and day 3, partial: y filtered out as after the window's end
     index.put("a", day, None, None)  # a cancellation takes x out
     assert index.window_summary(window, "n", summarise, added, times.get) == Counter()
-    assert index.buckets.get(day) is None and calls == [2, 1, 0, 0]
+    assert index.buckets.get(day) is None and calls == [2, 1, 0]  # day 3, cut at T, is kept as of T
 
 
 def test_a_summary_that_depends_on_t_is_cached_only_once_settled() -> None:
@@ -144,3 +152,24 @@ def test_an_aggregator_with_warm_caches_reports_what_a_fresh_one_does() -> None:
             assert warm_rows == _rows(fresh, t), t
             checked += 1
     assert checked == 9 and when("2026-04-01T10:00") <= times[-1]
+
+
+def test_a_day_cut_at_t_is_shared_by_the_windows_as_of_t_until_it_changes() -> None:
+    index = DateIndex()
+    calls: list[int] = []
+    summarise = _counting(calls)
+
+    at = dt.datetime(2026, 3, 29, 15, tzinfo=dt.UTC)
+    today, mtd, _ = calendar_windows(at)
+    times = {"x": at - HOUR, "y": at + HOUR}  # y is later than T: not in either window
+    index.put("a", None, dt.date(2026, 3, 29), "x")
+    index.put("b", None, dt.date(2026, 3, 29), "y")
+    for window in (today, mtd, today):
+        assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1})
+    assert calls == [1]  # one summary of the day's part up to T (x) for both windows and the repeat
+    times["z"] = at - 2 * HOUR
+    index.put("c", None, dt.date(2026, 3, 29), "z")  # the day changed: summarised again
+    assert index.window_summary(mtd, "n", summarise, added, times.get) == Counter({"x": 1, "z": 1})
+    later = calendar_windows(at + HOUR)[0]  # as of a later T: summarised again, now with y
+    assert index.window_summary(later, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1, "z": 1})
+    assert calls == [1, 2, 3]

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from clickhouse.migrate import migrate
 from clickhouse.recompute import recompute
-from clickhouse.store import Store, open_store
+from clickhouse.store import Store
 from schemas.config import Icb, load_config
 from schemas.events import Envelope, parse_event, topic_of
 from streams.engine import evaluate_at
@@ -144,14 +141,6 @@ def evaluate(store: Store, at: str) -> dict[Key, Triple]:
 def got(result: dict[Key, Triple], indicator: str, window: str, scope: tuple[str, str] = SYSTEM) -> Triple:
     value, num, den = result[(indicator, window, *scope)]
     return (None if value is None else round(value, 6), num, den)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}")
-    migrate(s)
-    yield s
-    s.close()
 
 
 # --- scopes and empty results ----------------------------------------------------------------------------------

@@ -24,8 +24,7 @@ from events_factory import simulated_llr
 from pydantic import ValidationError
 
 import scc.history as history
-from clickhouse.migrate import migrate
-from clickhouse.store import RAW_TABLE_OF_TOPIC, Store, _datetime64_ms, open_store
+from clickhouse.store import RAW_TABLE_OF_TOPIC, Store, _datetime64_ms
 from scc.history import events_until, paused_gc
 from scc.replay import ReplayReport, load_files
 from schemas.events import (
@@ -157,14 +156,6 @@ def sample() -> list[Envelope]:
     events += [parse_event(raw, now=NOW) for raw in EDGE_EVENTS]
     assert {e.event_type for e in events} == set(EVENT_MODELS)  # type: ignore[attr-defined]
     return events
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}")
-    migrate(s)
-    yield s
-    s.close()
 
 
 # --- dump_event ---------------------------------------------------------------------------------------------------

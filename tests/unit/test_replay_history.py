@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from events_factory import config, ed_arrived, ed_departed, simulated_llr
 
-from clickhouse.migrate import migrate
-from clickhouse.store import Store, open_store
+from clickhouse.store import Store
 from connectors.files import write_jsonl
 from scc.history import events_until
 from scc.replay import ReplayReport, evaluate_history, history_events, load_files
@@ -26,14 +23,6 @@ from schemas.events import Envelope, dump_event, topic_of
 
 START = dt.datetime(2026, 3, 2, 6, tzinfo=dt.UTC)
 CONFIG = config()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}")
-    migrate(s)
-    yield s
-    s.close()
 
 
 def _key(e: Envelope) -> tuple[dt.datetime, str]:

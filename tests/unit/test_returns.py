@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,14 +67,6 @@ def load(store: Store, events: list[Envelope], first_offset: int = 0) -> None:
 
 def by_org(rows: list[dict]) -> dict[str, dict]:
     return {r["Org Code"]: r for r in rows}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}")
-    migrate(s)
-    yield s
-    s.close()
 
 
 def engine_month(events: list[Envelope], config: PlatformConfig = CONFIG, at: dt.datetime = AFTER) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from schemas.events import dump_event, parse_event
 from schemas.indicators import IndicatorSnapshot
 
 UTC = dt.UTC
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path / 'store'}")
-    migrate(s)
-    yield s
-    s.close()  # chDB allows one data directory per process at a time
 
 
 def _ed_arrived(event_id: str, occurred_at: str = "2026-05-05T10:00:00+01:00", **extra: object):
