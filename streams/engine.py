@@ -37,7 +37,7 @@ class Engine:
                 self.rejected.append((event, exc.reason))
                 continue
             batch.append(event)
-        for update in self.tracker.ingest_many(batch):
+        for update in self.tracker.ingest_many(batch, known=True):  # checked just above
             self.aggregator.apply(update.kind, update.entity_id, update.fact, update.evidence)
         if self.tracker.clock is not None:
             self.aggregator.observe(self.tracker.clock)
