@@ -23,6 +23,7 @@ import io
 import pstats
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import SIM_START, Figure, Rate, Result, migrated_store, simulated
@@ -31,17 +32,15 @@ ENGLAND_YEAR_EVENTS = 150_000_000
 GOAL_EVENTS_PER_S = 85_000
 
 
-def _stage_timer() -> tuple[dict[str, float], object]:
-    """A progress callback that prints rate lines and records when each stage ended."""
-    marks: dict[str, float] = {}
+def _progress_lines() -> Callable[[str, int, int | None], None]:
+    """A progress callback that prints rate lines per stage."""
     rates: dict[str, Rate] = {}
 
     def progress(stage: str, done: int, total: int | None) -> None:
         rate = rates.setdefault(stage, Rate(f"replay {stage}", total))
         rate(done, force=total is not None and done == total)
-        marks[stage] = time.perf_counter()
 
-    return marks, progress
+    return progress
 
 
 def top_functions(profile: cProfile.Profile, n: int = 15) -> str:
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> Result:
         generate_s = time.perf_counter() - t
         print(f"sample: {n:,} events ({path.stat().st_size / 2**20:,.0f} MiB) simulated in {generate_s:.1f}s")
         store = migrated_store(Path(tmp) / "store")
-        _, progress = _stage_timer()
+        progress = _progress_lines()
         t0 = time.perf_counter()
         report = ReplayReport()
         mark = store.ingestion_mark()

@@ -24,11 +24,9 @@ class Scopes:
         self.ambulance.append(self.system)
         self.handover = self.ed  # ambulances hand over at the sites with an emergency department
         self._org_of_site = icb.org_of_site
-        self._ed_set, self._beds_set, self._amb_set = set(self.ed), set(self.beds), set(self.ambulance)
-        self._ed_memo: dict[tuple[str, str | None], tuple[ScopeKey, ...]] = {}
-        self._bed_memo: dict[tuple[str, str | None], tuple[ScopeKey, ...]] = {}
-        self._handover_memo: dict[str | None, tuple[ScopeKey, ...]] = {}
-        self._ambulance_memo: dict[str, tuple[ScopeKey, ...]] = {}
+        self._families = {"ed": set(self.ed), "beds": set(self.beds), "amb": set(self.ambulance)}
+        self._memo: dict[str, dict[tuple[str, str | None], tuple[ScopeKey, ...]]] = {f: {} for f in self._families}
+        """Per family, the keys of each (org, site)."""
         self.bed_base = {("site", s.code): s.adult_ga_beds for o in icb.organisations for s in o.sites}
         for o in icb.organisations:
             self.bed_base[("org", o.code)] = sum(s.adult_ga_beds for s in o.sites)
@@ -39,36 +37,28 @@ class Scopes:
         orgs = [o.code for o in icb.organisations if any(s.code in sites for s in o.sites)]
         return [*(("site", s) for s in sites), *(("org", o) for o in orgs), ("system", icb.code)]
 
-    def _keys(self, allowed: set[ScopeKey], org: str, site: str | None) -> tuple[ScopeKey, ...]:
+    def _keys(self, family: str, org: str, site: str | None) -> tuple[ScopeKey, ...]:
         """The scope keys of (org, site) in a family: its site and organisation where they report it, and the
-        system. Memoised per family by the callers below: snapshots ask for every fact in a window's partial days
-        and every live fact, and the same few tuples come back (letting
-        :func:`~streams.indicators.rows.tally` count them whole)."""
-        found = [k for k in (("site", site or ""), ("org", org)) if k in allowed]
-        return (*found, self.system)
+        system. Memoised per family (snapshots ask for every fact in a window's partial days and every live fact,
+        and the same few tuples come back, letting :func:`~streams.indicators.rows.tally` count them whole)."""
+        memo = self._memo[family]
+        keys = memo.get((org, site))
+        if keys is None:
+            allowed = self._families[family]
+            found = [k for k in (("site", site or ""), ("org", org)) if k in allowed]
+            keys = memo[(org, site)] = (*found, self.system)
+        return keys
 
     def ed_keys(self, org: str, site: str | None) -> tuple[ScopeKey, ...]:
-        keys = self._ed_memo.get((org, site))
-        if keys is None:
-            keys = self._ed_memo[(org, site)] = self._keys(self._ed_set, org, site)
-        return keys
+        return self._keys("ed", org, site)
 
     def bed_keys(self, org: str, site: str | None) -> tuple[ScopeKey, ...]:
-        keys = self._bed_memo.get((org, site))
-        if keys is None:
-            keys = self._bed_memo[(org, site)] = self._keys(self._beds_set, org, site)
-        return keys
+        return self._keys("beds", org, site)
 
     def handover_keys(self, site: str | None) -> tuple[ScopeKey, ...]:
         """A handover counts for the receiving site, the site's organisation (not the ambulance service's) and the
         system."""
-        keys = self._handover_memo.get(site)
-        if keys is None:
-            keys = self._handover_memo[site] = self._keys(self._ed_set, self._org_of_site.get(site or "", ""), site)
-        return keys
+        return self._keys("ed", self._org_of_site.get(site or "", ""), site)
 
     def ambulance_keys(self, org: str) -> tuple[ScopeKey, ...]:
-        keys = self._ambulance_memo.get(org)
-        if keys is None:
-            keys = self._ambulance_memo[org] = self._keys(self._amb_set, org, None)
-        return keys
+        return self._keys("amb", org, None)

@@ -12,10 +12,18 @@ from clickhouse.store import Store, open_store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A migrated embedded store in the test's own directory (chDB allows one data directory per process at a time,
-    so it is closed after the test)."""
+def empty_store(tmp_path: Path) -> Iterator[Store]:
+    """An embedded store in the test's own directory, not migrated (chDB allows one data directory per process at a
+    time, so it is closed after the test)."""
     s = open_store(f"chdb://{tmp_path / 'store'}")
-    migrate(s)
-    yield s
-    s.close()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def store(empty_store: Store) -> Store:
+    """A migrated embedded store (:func:`empty_store` with every migration applied)."""
+    migrate(empty_store)
+    return empty_store
