@@ -68,6 +68,12 @@ NOT_FOR_ANALYSTS = frozenset(
         "ed_attendances_mart_refresh",
         "ambulance_responses_mart_refresh",
         "spells_mart_refresh",
+        # insert points of 007_event_lines and their views: Null tables that keep nothing (raw_* holds the rows)
+        *(
+            f"raw_{topic}_lines{view}"
+            for topic in ("ed", "ambulance", "adt", "discharge", "opel")
+            for view in ("", "_mv")
+        ),
     }
 )
 """Tables the analyst role has no reason to read at all."""

@@ -6,7 +6,7 @@ instead of silently diverging between stores. Statements in a file end with ``;`
 replaced by the store's database (default ``scc``).
 
 Materialized views see only rows inserted after they exist, so :func:`migrate` backfills every materialized view a
-migration creates from its source table (:func:`backfill`: ``INSERT INTO <target> <the view's SELECT>``). The views of
+migration creates from its source table (:func:`backfill`: ``INSERT INTO <target> (<the view's columns>) <the view's SELECT>``). The views of
 ``005_entity_tables`` fold with idempotent aggregates, so a backfill may run again at any time without changing
 anything: ``python -m clickhouse.migrate backfill [DSN]``.
 
@@ -213,8 +213,11 @@ def backfill(store: Store, views: list[str] | None = None) -> list[str]:
                 " (refreshable views are refreshed instead: refresh_marts)"
             )
         target, select = known[name]
+        # By name: a view may fill only some of its target's columns (the rest take their defaults, as they do when
+        # the view itself writes), e.g. 007_event_lines' views leave ingested_at to the raw table.
+        columns = ", ".join(f"`{c}`" for c in store.insertable_columns(name))
         try:
-            store.command(f"INSERT INTO {target} {select}")
+            store.command(f"INSERT INTO {target} ({columns}) {select}")
         except Exception as exc:
             raise MigrationError(f"backfill of {name} into {target} failed: {exc}") from exc
     return names

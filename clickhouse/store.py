@@ -38,17 +38,11 @@ RAW_TABLE_OF_TOPIC: dict[str, str] = {
 }
 """Input topic -> raw table (in the store's database)."""
 
-# Columns filled by the store itself rather than read off the event model.
-_KAFKA_COLUMNS = ("payload", "kafka_partition", "kafka_offset")
-_SERVER_COLUMNS = {"ingested_at"}  # DEFAULT now64(3): the server stamps ingestion
+_LINE_COLUMNS = ("kafka_partition", "kafka_offset", "payload")
+"""Columns of the raw tables' insert points, ``raw_<topic>_lines`` (migration 007)."""
 _SNAPSHOT_COLUMNS = tuple(IndicatorSnapshot.model_fields)
 _DEADLETTER_COLUMNS = ("received_at", "source_topic", "partition", "offset", "reason", "raw")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_ONE_MS = dt.timedelta(milliseconds=1)
-_EXACT_MS = 2**32 * 1000
-"""Below 2**32 s from the epoch (year 2106) a float ``timestamp()`` has sub-microsecond resolution, so
-clickhouse-connect's ``floor(value.timestamp())`` equals the exact integer second that :func:`_datetime64_ms` uses."""
 
 
 class StoreError(ValueError):
@@ -83,25 +77,40 @@ def raw_key(event: Envelope) -> tuple[str, dt.datetime, str]:
     return event.event_type, event.occurred_at, event.event_id  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True, slots=True)
+class EventLines:
+    """One topic's events as the insert point of its raw table takes them (see :func:`event_lines`)."""
+
+    table: str
+    block: bytes
+    rows: int
+
+
+def event_lines(topic: str, items: Sequence[tuple[Envelope, int, int]]) -> EventLines:
+    """(event, kafka partition, kafka offset) rows of one topic as one TabSeparatedRaw block, the first copy per
+    :func:`raw_key` only: the Python half of :meth:`Store.insert_events` (a bulk load builds it on its own thread and
+    hands the insert to a writer thread).
+
+    One line per event: partition, offset and the canonical JSON (which escapes tabs and newlines, so it never breaks
+    a line). The raw table's columns are read out of the JSON by ClickHouse, in the materialized view behind the Null
+    table ``<table>_lines`` (migration 007).
+    """
+    table = RAW_TABLE_OF_TOPIC.get(topic)
+    if table is None:
+        raise StoreError(f"unknown topic {topic!r}: expected one of {sorted(RAW_TABLE_OF_TOPIC)}")
+    seen: set[tuple[str, dt.datetime, str]] = set()
+    lines: list[bytes] = []
+    for event, partition, offset in items:
+        key = raw_key(event)
+        if key not in seen:
+            seen.add(key)
+            lines.append(b"%d\t%d\t%s\n" % (partition, offset, dump_event(event)))
+    return EventLines(table, b"".join(lines), len(lines))
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     """Aware UTC datetime; a naive one is taken to be UTC already (the platform stores UTC everywhere)."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _datetime64_ms(values: list[Any]) -> list[Any]:
-    """A ``DateTime64(3)`` column as integer ticks (ms since the epoch), else ``values`` unchanged.
-
-    clickhouse-connect writes int ticks as they are but converts each datetime in a Python call
-    (``temporal.DateTime64._datetime64_ticks``); the exact timedelta arithmetic here gives the same ticks for aware
-    datetimes within +-2**32 s of the epoch, and anything else (naive, None, out of that range) is left to the driver.
-    """
-    try:
-        ticks = [(v - _EPOCH) // _ONE_MS for v in values]
-    except TypeError:  # a naive datetime or None: the driver decides
-        return values
-    if not ticks or min(ticks) <= -_EXACT_MS or max(ticks) >= _EXACT_MS:
-        return values
-    return ticks
 
 
 def mask_dsn(dsn: str) -> str:
@@ -167,11 +176,6 @@ class Store:
         self.target = target
         self.database = target.database
         self._columns: dict[str, list[str]] = {}
-        self._column_types: dict[str, dict[str, str]] = {}
-        # A batch of insert_events holds one row per event_id, and event_id is in every raw table's sorting key, so
-        # the ReplacingMergeTree merge an insert runs by default (optimize_on_insert) can collapse nothing: skipping it
-        # stores the same rows, ~5% faster. Only for embedded chDB: a server's settings profile may forbid the change.
-        self._event_insert_settings = {"optimize_on_insert": 0} if target.kind == "chdb" else None
 
     def __repr__(self) -> str:
         return f"Store({self.target.display!r}, database={self.database!r})"
@@ -206,20 +210,18 @@ class Store:
         """The table's columns that an insert supplies (not MATERIALIZED/ALIAS), cached per table."""
         if table not in self._columns:
             rows = self.query_rows(
-                "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}"
+                "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}"
                 " AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position",
                 {"db": self.database, "t": table},
             )
             if not rows:
                 raise StoreError(f"table {self.database}.{table} does not exist: run the migrations first")
             self._columns[table] = [r[0] for r in rows]
-            self._column_types[table] = {r[0]: r[1] for r in rows}
         return self._columns[table]
 
     def forget_columns(self) -> None:
         """Drop the cached column lists (after a migration changed the tables)."""
         self._columns.clear()
-        self._column_types.clear()
 
     def query_column(
         self, sql: str, parameters: Mapping[str, Any] | None = None, *, as_bytes: bool = False
@@ -237,51 +239,22 @@ class Store:
     # --- writing -------------------------------------------------------------------------------------------------
 
     def insert_events(self, topic: str, items: Sequence[tuple[Envelope, int, int]]) -> int:
-        """Insert (event, kafka partition, kafka offset) rows of one topic in one columnar batch; returns rows written.
+        """Insert (event, kafka partition, kafka offset) rows of one topic in one batch; returns rows written.
 
         Idempotent: the raw tables collapse copies with the same :func:`raw_key` (the earliest stored copy wins).
         Copies inside one batch are dropped here (the first wins) because rows of one insert share ``ingested_at``
         and the table could not tell them apart.
         """
-        table = RAW_TABLE_OF_TOPIC.get(topic)
-        if table is None:
-            raise StoreError(f"unknown topic {topic!r}: expected one of {sorted(RAW_TABLE_OF_TOPIC)}")
-        seen: set[tuple[str, dt.datetime, str]] = set()
-        unique: list[tuple[Envelope, int, int]] = []
-        for item in items:
-            key = raw_key(item[0])
-            if key not in seen:
-                seen.add(key)
-                unique.append(item)
-        if not unique:
-            return 0
-        names = [c for c in self.insertable_columns(table) if c not in _SERVER_COLUMNS]
-        types = self._column_types[table]
-        fields = [n for n in names if n not in _KAFKA_COLUMNS]
-        # Row tuples transposed by zip: each event (its __dict__ is where pydantic keeps field values) is visited once,
-        # not once per column, ~4x cheaper for 10-16 columns; a column the event's model lacks reads as None. The
-        # payload is the last item: bytes go to a String column as they are (a str would be decoded and re-encoded).
-        rows = [(*map(e.__dict__.get, fields), dump_event(e)) for e, _, _ in unique]
-        values = dict(zip([*fields, "payload"], map(list, zip(*rows, strict=True)), strict=True))
-        data: list[list[Any]] = []
-        for name in names:
-            if name == "kafka_partition":
-                data.append([p for _, p, _ in unique])
-            elif name == "kafka_offset":
-                data.append([o for _, _, o in unique])
-            elif types[name].startswith("DateTime64(3"):
-                data.append(_datetime64_ms(values[name]))
-            else:
-                data.append(values[name])
-        self.client.insert(
-            self.table(table),
-            data,
-            column_names=names,
-            column_type_names=[types[n] for n in names],  # known already: spares the driver a DESCRIBE per insert
-            column_oriented=True,
-            settings=self._event_insert_settings,
+        batch = event_lines(topic, items)
+        if batch.rows:
+            self.insert_event_lines(batch)
+        return batch.rows
+
+    def insert_event_lines(self, batch: EventLines) -> None:
+        """Insert a batch made by :func:`event_lines`: ClickHouse's own work only (on chDB, with the GIL released)."""
+        self.client.raw_insert(
+            self.table(f"{batch.table}_lines"), _LINE_COLUMNS, insert_block=batch.block, fmt="TabSeparatedRaw"
         )
-        return len(unique)
 
     def insert_snapshots(self, snapshots: Sequence[IndicatorSnapshot]) -> int:
         """Insert indicator snapshots in one columnar batch (idempotent: the latest computed_at wins)."""

@@ -9,6 +9,8 @@
 -- are listed in clickhouse/access.py NOT_FOR_ANALYSTS (they only write the state tables).
 -- The analyst marts (006_analyst_marts) are finalized copies of those views, the same columns without spells.bed:
 -- analysts read them all. Their refreshable views (*_mart_refresh) are in NOT_FOR_ANALYSTS as well.
+-- The raw tables' insert points (007_event_lines: raw_*_lines, Null tables that keep nothing, and their views
+-- raw_*_lines_mv) are in NOT_FOR_ANALYSTS too; scc_writer inserts into them under its INSERT on {db}.*.
 -- A column a later migration adds is granted to nobody until it is added here: tests/unit/test_access.py fails
 -- until every column of every table is either granted below or listed in clickhouse/access.py IDENTIFIER_COLUMNS.
 

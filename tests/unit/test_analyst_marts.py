@@ -56,6 +56,7 @@ INCREMENTAL_VIEWS = {
     "ambulance_incident_state_mv",
     "spell_state_adt_mv",
     "spell_state_discharge_mv",
+    *(f"raw_{topic}_lines_mv" for topic in ("ed", "ambulance", "adt", "discharge", "opel")),  # 007: Null sources
 }
 
 

@@ -140,9 +140,10 @@ def test_views_fold_shuffled_duplicated_events_like_the_recomputation(store: Sto
 def test_backfill_of_a_store_migrated_after_its_events_arrived_is_exact_and_idempotent(
     store: Store, events: list[Envelope]
 ) -> None:
-    # the store as it was before 005: the raw tables exist and hold events, the entity tables do not exist yet
+    # the store as it was before 005: the raw tables exist and hold events, the entity tables do not exist yet (the
+    # raw tables' insert points of 007 too: they are how events are written now)
     store.command(f"CREATE DATABASE IF NOT EXISTS {store.database}")
-    earlier = [m for m in available_migrations() if m.name < "005"]
+    earlier = [m for m in available_migrations() if m.name < "005" or m.name == "007_event_lines"]
     for migration in earlier:
         for statement in migration.statements(store.database):
             store.command(statement)
@@ -150,7 +151,7 @@ def test_backfill_of_a_store_migrated_after_its_events_arrived_is_exact_and_idem
     store.command(f"DROP TABLE IF EXISTS {store.table('schema_migrations')}")
     applied = migrate(store)  # 001-004 are CREATE ... IF NOT EXISTS: only 005 changes anything
     assert "005_entity_tables" in applied
-    assert set(materialized_views(store)) == {
+    assert {v for v in materialized_views(store) if "_lines_" not in v} == {
         "ed_attendance_state_mv",
         "ambulance_incident_state_mv",
         "spell_state_adt_mv",

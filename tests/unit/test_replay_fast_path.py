@@ -1,7 +1,7 @@
 """The fast load and read-back path of ``scc replay`` gives exactly what the straightforward code gave.
 
 Each faster piece (``dump_event`` through the model's serializer, ``parse_event`` calling the core validator,
-column building and integer DateTime64 ticks in ``Store.insert_events``, payloads read back as bytes in blocks by
+``Store.insert_events`` writing JSON lines that ClickHouse reads into the raw columns (migration 007), payloads read back as bytes in blocks by
 ``events_until``, the collector pause of ``load_files``) is checked against a reference copy of the code it replaced,
 on a simulated sample covering every event type plus hand-made edge cases: same bytes, same rejects, same rows, same
 events in the same order.
@@ -19,12 +19,11 @@ from typing import Any
 
 import orjson
 import pytest
-from clickhouse_connect.datatypes.registry import get_from_name
 from events_factory import simulated_llr
 from pydantic import ValidationError
 
 import scc.history as history
-from clickhouse.store import RAW_TABLE_OF_TOPIC, Store, _datetime64_ms
+from clickhouse.store import RAW_TABLE_OF_TOPIC, Store
 from scc.history import events_until, paused_gc
 from scc.replay import ReplayReport, load_files
 from schemas.events import (
@@ -80,7 +79,7 @@ def reference_parse(raw: Any, *, now: dt.datetime | None = None) -> Envelope:
 
 
 def reference_insert(store: Store, topic: str, items: list[tuple[Envelope, int, int]]) -> None:
-    """The former ``insert_events`` body: per-column dict look-ups, str payloads, datetimes for the driver."""
+    """The former ``insert_events`` body: a columnar block built in Python, one column per field of the event."""
     table = RAW_TABLE_OF_TOPIC[topic]
     seen: set[str] = set()
     unique = []
@@ -287,45 +286,6 @@ def test_insert_events_stores_the_same_rows_as_before(store: Store, sample: list
     payloads = store.query_column("SELECT payload FROM scc.raw_adt ORDER BY event_id", as_bytes=True)
     adt = sorted((e for e in sample if topic_of(e) == "scc.adt"), key=lambda e: e.event_id)
     assert list(payloads) == [reference_dump(e) for e in adt]  # the exact bytes
-
-
-_DT64 = get_from_name("DateTime64(3, 'UTC')")
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        dt.datetime(2000, 1, 1, tzinfo=UTC),
-        dt.datetime(2000, 1, 1, 0, 0, 0, 999999, tzinfo=UTC),
-        dt.datetime(2026, 3, 29, 1, 0, 0, 999, tzinfo=UTC),
-        dt.datetime(2026, 3, 29, 1, 0, 0, 1000, tzinfo=UTC),
-        dt.datetime(2105, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        dt.datetime(2026, 6, 1, 10, 0, 0, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
-        dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        dt.datetime(1900, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
-    ],
-)
-def test_datetime64_ticks_are_the_drivers(value: dt.datetime) -> None:
-    assert _datetime64_ms([value]) == [_DT64._datetime64_ticks(value)]
-
-
-def test_datetime64_ticks_on_the_sample(sample: list[Envelope]) -> None:
-    values = [e.occurred_at for e in sample]
-    assert _datetime64_ms(values) == [_DT64._datetime64_ticks(v) for v in values]
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        [dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2106, 2, 8, tzinfo=UTC)],  # beyond exact float seconds
-        [dt.datetime(1833, 11, 24, tzinfo=UTC)],
-        [dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2026, 1, 1)],  # naive
-        [None, dt.datetime(2026, 1, 1, tzinfo=UTC)],
-        [],
-    ],
-)
-def test_datetime64_ticks_leave_the_rest_to_the_driver(values: list[Any]) -> None:
-    assert _datetime64_ms(values) is values
 
 
 # --- events_until -------------------------------------------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
                 "004_opel_and_alerts",
                 "005_entity_tables",
                 "006_analyst_marts",
+                "007_event_lines",
             ]
         )
         ddl = s.query_rows("SELECT name, create_table_query FROM system.tables WHERE database = 'scc' ORDER BY name")
@@ -172,6 +173,11 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "ambulance_responses_mart_refresh",
             "spells_mart",
             "spells_mart_refresh",
+            *(
+                f"raw_{topic}_lines{view}"
+                for topic in ("ed", "ambulance", "adt", "discharge", "opel")
+                for view in ("", "_mv")
+            ),
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
