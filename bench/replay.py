@@ -1,15 +1,15 @@
 """Figure 3: replay/backfill rate through the replay path, and the time a year of England would take.
 
 A sample of simulated LLR events (``--days`` after a ``--warmup-days`` warm-up; ~5,500 events a day) is written as
-canonical JSON lines (not timed), then replayed through the functions ``scc replay`` runs (:mod:`scc.replay`):
-``load_files`` validates every line and stores raw events (deduplicated), ``history_events`` adds what the store
-held before (nothing here) and puts them in event-time order, ``evaluate_history`` runs the engine (EntityTracker +
-Aggregator) and takes indicator snapshots every ``--every`` minutes of event time, which are then stored. With
-several cadences (default: hourly, as the live boards see them, and daily, a backfill's history) the load is done
-once and each cadence's figure counts it once. One difference from ``scc replay``: snapshots start at the warm-up's
-start rather than at the first event (the simulator's beds hold spells admitted months before, which would add
-months of near-empty snapshots). The rate is sample events / wall time; a year of England (~150 million events) is
-extrapolated from it.
+canonical JSON lines (not timed), then replayed by :func:`scc.replay.replay`, what ``scc replay`` runs, into an empty
+store: ``load_files`` validates every line and hands the raw inserts (deduplicated) to a background writer,
+``history_events`` adds what the store held before (nothing here) and puts them in event-time order,
+``evaluate_history`` runs the engine (EntityTracker + Aggregator) and takes indicator snapshots every ``--every``
+minutes of event time; the replay waits for the raw inserts and stores the snapshots. Each cadence (default: hourly,
+as the live boards see them, and daily, a backfill's history) is a whole replay of its own into its own store. The
+one argument ``scc replay`` does not pass: snapshots start at the warm-up's start (``since``) rather than at the
+first event (the simulator's beds hold spells admitted months before, which would add months of near-empty
+snapshots). The rate is sample events / wall time; a year of England (~150 million events) is extrapolated from it.
 
 Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--profile]``; ``--days 365`` is a ~2M-event sample.
 """
@@ -69,83 +69,77 @@ def main(argv: list[str] | None = None) -> Result:
     cadences = [float(m) for m in args.every.split(",")]
 
     from connectors.simulator import write_jsonl
-    from scc.replay import INSERT_CHUNK, ReplayReport, evaluate_history, history_events, load_files
+    from scc.replay import replay
     from schemas.config import load_config
 
     config = load_config()
     started = time.perf_counter()
     runs: list[dict] = []
     profile_top = None
+    first = SIM_START - dt.timedelta(days=args.warmup_days)
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         path = Path(tmp) / "events.jsonl"
         t = time.perf_counter()
         n = write_jsonl(simulated(args.days, warmup_days=args.warmup_days), path)
         generate_s = time.perf_counter() - t
         print(f"sample: {n:,} events ({path.stat().st_size / 2**20:,.0f} MiB) simulated in {generate_s:.1f}s")
-        store = migrated_store(Path(tmp) / "store")
         progress = _progress_lines()
-        t0 = time.perf_counter()
-        report = ReplayReport()
-        mark = store.ingestion_mark()
-        loaded = load_files(store, [path], report, progress)
-        first = SIM_START - dt.timedelta(days=args.warmup_days)
-        assert report.last is not None
-        events = history_events(store, loaded, mark, report.last)
-        del loaded
-        load_s = time.perf_counter() - t0  # the cadences share the load: each one's total counts it once
-        for every_min in cadences:
-            every = dt.timedelta(minutes=every_min)
-            t1 = time.perf_counter()
+        for k, every_min in enumerate(cadences):
+            store = migrated_store(Path(tmp) / f"store-{k}")  # each cadence is a whole replay into an empty store
+            label = _cadence(every_min)
+            ends: dict[str, float] = {}
 
-            def cadence_progress(stage: str, done: int, total: int | None, label: str = _cadence(every_min)) -> None:
+            def timed_progress(stage: str, done: int, total: int | None, label: str = label, ends: dict = ends) -> None:
+                ends[stage] = time.perf_counter()
                 progress(f"{stage} ({label})", done, total)
 
-            snapshots, alerts, _ = evaluate_history(events, config, first, report.last, every, cadence_progress)
-            evaluate_s = time.perf_counter() - t1
-            for k in range(0, len(snapshots), INSERT_CHUNK):
-                store.insert_snapshots(snapshots[k : k + INSERT_CHUNK])
-            store.insert_alerts(alerts)
-            insert_s = time.perf_counter() - t1 - evaluate_s
-            total_s = load_s + evaluate_s + insert_s
+            t0 = time.perf_counter()
+            report = replay(
+                store, config, [path], every=dt.timedelta(minutes=every_min), progress=timed_progress, since=first
+            )
+            total_s = time.perf_counter() - t0
+            load_s = ends["load"] - t0  # parsing, with the raw inserts running beside it
+            evaluate_s = ends["evaluate"] - ends["load"]  # history order + engine, raw inserts still beside it
+            rest_s = total_s - load_s - evaluate_s  # waiting for the raw inserts to end, then storing snapshots
             runs.append(
                 {
                     "every_min": every_min,
-                    "snapshots": len(snapshots),
-                    "alerts": len(alerts),
+                    "snapshots": report.snapshots,
+                    "alerts": report.alerts,
+                    "load_seconds": round(load_s, 2),
                     "evaluate_seconds": round(evaluate_s, 2),
                     "evaluate_events_per_s": round(report.events / max(evaluate_s, 1e-9)),
-                    "snapshot_insert_seconds": round(insert_s, 2),
+                    "store_wait_and_snapshot_insert_seconds": round(rest_s, 2),
                     "replay_seconds": round(total_s, 2),
                     "events_per_s": round(report.events / total_s),
                     "england_year_minutes_extrapolated": round(ENGLAND_YEAR_EVENTS / (report.events / total_s) / 60, 1),
                 }
             )
             print(
-                f"{_cadence(every_min)}: replayed {report.events:,} events in {total_s:.1f}s = "
-                f"{report.events / total_s:,.0f} events/s (load {load_s:.1f}s, evaluate {evaluate_s:.1f}s, snapshots "
-                f"insert {insert_s:.1f}s); {len(snapshots):,} snapshots; a year of England: "
+                f"{label}: replayed {report.events:,} events in {total_s:.1f}s = {report.events / total_s:,.0f} "
+                f"events/s (load {load_s:.1f}s, evaluate {evaluate_s:.1f}s, raw inserts' end and snapshots insert "
+                f"{rest_s:.1f}s); {report.snapshots:,} snapshots; a year of England: "
                 f"{runs[-1]['england_year_minutes_extrapolated']:,.0f} min"
             )
-            del snapshots, alerts
-        if args.profile:  # a second, profiled evaluation (cProfile doubles the time: kept out of the figure)
-            print("profiling the evaluation stage again under cProfile ...")
+            stored = store.query_rows(
+                "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
+            )[0][0]
+            store.close()
+        if args.profile:  # a third, profiled replay (cProfile doubles the time: kept out of the figure)
+            print("profiling a whole replay (first cadence) again under cProfile (the main thread only) ...")
+            store = migrated_store(Path(tmp) / "store-profile")
             profile = cProfile.Profile()
             profile.enable()
-            evaluate_history(events, config, first, report.last, dt.timedelta(minutes=cadences[0]))
+            replay(store, config, [path], every=dt.timedelta(minutes=cadences[0]), since=first)
             profile.disable()
+            store.close()
             profile_top = top_functions(profile)
-        stored = store.query_rows(
-            "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
-        )[0][0]
-        store.close()
     hours = (report.last - first).total_seconds() / 3600
     details: dict = {
         "sample_events": report.events,
         "sample_event_hours": round(hours, 1),
         "stored_raw_rows": stored,
         "simulate_seconds": round(generate_s, 1),
-        "load_seconds": round(load_s, 2),
-        "load_events_per_s": round(report.events / max(load_s, 1e-9)),
         "cadences": runs,
     }
     if profile_top:

@@ -73,6 +73,16 @@ def events_until(
             yield from _parsed(payloads[k : k + PARSE_BLOCK])
 
 
+def holds_events(store: Store) -> bool:
+    """Whether any raw table holds a row (from the parts' row counts: no data is read)."""
+    tables = ", ".join(f"'{t}'" for t in RAW_TABLES)
+    rows = store.query_rows(
+        f"SELECT count() FROM system.parts WHERE database = {{db:String}} AND table IN ({tables}) AND active AND rows > 0",
+        {"db": store.database},
+    )
+    return rows[0][0] > 0
+
+
 def event_time_span(store: Store) -> tuple[dt.datetime, dt.datetime] | None:
     """Earliest and latest ``occurred_at`` in the store (None when it holds no events)."""
     parts = " UNION ALL ".join(

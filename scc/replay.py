@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clickhouse.store import DeadLetter, Store, raw_key
+from clickhouse.store import DeadLetter, Store, event_lines, raw_key
+from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
-from scc.history import events_until, paused_gc
+from scc.history import events_until, holds_events, paused_gc
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, dump_event, topic_of
@@ -56,25 +57,34 @@ def _boundaries(first: dt.datetime, last: dt.datetime, every: dt.timedelta) -> l
 
 
 def load_files(
-    store: Store, paths: Iterable[Path], report: ReplayReport, progress: Progress | None = None
+    store: Store,
+    paths: Iterable[Path],
+    report: ReplayReport,
+    progress: Progress | None = None,
+    writes: BackgroundWrites | None = None,
 ) -> list[Envelope]:
     """Validate every line; store good events (deduplicated) and rejects (as dead letters with file and line).
 
     Returns the first copy of every event, in file order: what the store keeps of them (it keeps the first copy per
-    :func:`raw_key`), so the history can be evaluated without reading them back and parsing them again."""
+    :func:`raw_key`), so the history can be evaluated without reading them back and parsing them again. The inserts
+    go through ``writes``, so they may still be running when this returns (the caller waits for them); without it,
+    they are all stored when this returns."""
+    if writes is None:
+        with BackgroundWrites(store) as own:
+            return load_files(store, paths, report, progress, own)
     firsts: dict[tuple[str, dt.datetime, str], Envelope] = {}
     by_topic: dict[str, list[tuple[Envelope, int, int]]] = {}
     rejects: list[DeadLetter] = []
     now = dt.datetime.now(dt.UTC)
 
     def flush() -> None:
-        for topic, items in by_topic.items():
-            if items:
-                store.insert_events(topic, items)
+        nonlocal rejects
+        for topic, items in by_topic.items():  # the lines here, the insert (ClickHouse's work) on the writer thread
+            writes.submit(store.insert_event_lines, event_lines(topic, items))
         by_topic.clear()
         if rejects:
-            store.insert_deadletters(rejects)
-            rejects.clear()
+            writes.submit(store.insert_deadletters, rejects)
+            rejects = []
 
     with paused_gc():  # parsing builds many tracked objects: see paused_gc for why the collector waits
         for item in read_jsonl(paths):
@@ -102,12 +112,16 @@ def load_files(
     return list(firsts.values())
 
 
-def history_events(store: Store, loaded: list[Envelope], mark: dt.datetime, last: dt.datetime) -> list[Envelope]:
+def history_events(
+    store: Store, loaded: list[Envelope], mark: dt.datetime, last: dt.datetime, *, held: bool = True
+) -> list[Envelope]:
     """Every event the store holds up to ``last`` once the files are loaded, in event-time order, without reading
     back what :func:`load_files` has just parsed: the events stored before the load (by ``mark``, an ingestion mark
     taken before it) plus the loaded ones the store did not hold already (the store keeps the earliest copy of an
-    event per :func:`raw_key`, so a loaded event with a stored key is the stored one)."""
-    before = list(events_until(store, last, ingested_by=mark))
+    event per :func:`raw_key`, so a loaded event with a stored key is the stored one). ``held=False`` says the store
+    held no event at the mark (:func:`~scc.history.holds_events` after the mark): nothing is read back then, so the
+    call does not wait for raw inserts still running."""
+    before = list(events_until(store, last, ingested_by=mark)) if held else []
     held = {raw_key(e) for e in before}
     events = before + [e for e in loaded if e.occurred_at <= last and raw_key(e) not in held]
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
@@ -160,16 +174,21 @@ def replay(
     *,
     every: dt.timedelta = dt.timedelta(hours=1),
     progress: Progress | None = None,
+    since: dt.datetime | None = None,
 ) -> ReplayReport:
-    """Load files into the store, then write the indicator history over the files' time span."""
+    """Load files into the store, then write the indicator history over the files' time span (from ``since``, when
+    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event)."""
     report = ReplayReport()
     mark = store.ingestion_mark()
-    loaded = load_files(store, paths, report, progress)
-    if report.first is None or report.last is None:
-        return report
-    events = history_events(store, loaded, mark, report.last)
-    del loaded
-    snapshots, alerts, refused = evaluate_history(events, config, report.first, report.last, every, progress)
+    held = holds_events(store)  # after the mark: if nothing is held now, nothing was stored by the mark
+    with BackgroundWrites(store) as writes:  # the raw inserts are stored while the history is evaluated
+        loaded = load_files(store, paths, report, progress, writes)
+        if report.first is None or report.last is None:
+            return report
+        events = history_events(store, loaded, mark, report.last, held=held)
+        del loaded
+        first = report.first if since is None else since
+        snapshots, alerts, refused = evaluate_history(events, config, first, report.last, every, progress)
     if refused:
         now = dt.datetime.now(dt.UTC)
         store.insert_deadletters([engine_dead_letter(event, reason, now) for event, reason in refused])

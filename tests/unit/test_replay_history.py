@@ -15,10 +15,10 @@ from pathlib import Path
 
 from events_factory import config, ed_arrived, ed_departed, simulated_llr
 
-from clickhouse.store import Store
+from clickhouse.store import RAW_TABLE_OF_TOPIC, Store
 from connectors.files import write_jsonl
-from scc.history import events_until
-from scc.replay import ReplayReport, evaluate_history, history_events, load_files
+from scc.history import events_until, holds_events
+from scc.replay import ReplayReport, evaluate_history, history_events, load_files, replay
 from schemas.events import Envelope, dump_event, topic_of
 
 START = dt.datetime(2026, 3, 2, 6, tzinfo=dt.UTC)
@@ -75,8 +75,34 @@ def test_a_replay_into_an_empty_store_gives_the_snapshots_of_the_read_back_path(
     loaded = load_files(store, [path], report)
     assert report.first is not None and report.last is not None
     every = dt.timedelta(hours=6)
-    fast = evaluate_history(history_events(store, loaded, mark, report.last), CONFIG, report.first, report.last, every)
+    history = history_events(store, loaded, mark, report.last)
+    assert history_events(store, loaded, mark, report.last, held=False) == history  # the store held nothing
+    fast = evaluate_history(history, CONFIG, report.first, report.last, every)
     slow = evaluate_history(_read_back(store, report.last), CONFIG, report.first, report.last, every)
     rows = [[(s.ts, s.indicator, s.window, s.scope_code, s.value) for s in result[0]] for result in (fast, slow)]
     assert rows[0] == rows[1] and len(rows[0]) > 1000
     assert fast[2] == slow[2]  # the same refused events
+
+
+def test_replay_into_an_empty_store_reads_nothing_back_and_gives_the_read_back_snapshots(
+    store: Store, tmp_path: Path
+) -> None:
+    """The whole of ``replay``: raw inserts on the writer thread while the history is evaluated, and (the store held
+    nothing at the mark) no read-back; the stored snapshots are those of the read-back definition."""
+    events = simulated_llr(START, 30, seed=4, warmup_days=1)
+    path = tmp_path / "day.jsonl"
+    write_jsonl(events, path)
+    assert not holds_events(store)
+    every = dt.timedelta(hours=6)
+    report = replay(store, CONFIG, [path], every=every)
+    assert holds_events(store) and report.first is not None and report.last is not None
+    slow, _, refused = evaluate_history(_read_back(store, report.last), CONFIG, report.first, report.last, every)
+    stored = store.query_rows(
+        "SELECT ts, indicator, `window`, scope_type, scope_code, value FROM scc.indicator_snapshots FINAL"
+        " ORDER BY ts, indicator, `window`, scope_type, scope_code"
+    )
+    expected = sorted((s.ts, s.indicator, s.window, s.scope_type, s.scope_code, s.value) for s in slow)
+    assert [(r[0].replace(tzinfo=dt.UTC), *r[1:]) for r in stored] == expected and len(expected) > 1000
+    assert report.snapshots == len(slow) and report.engine_rejected == len(refused)
+    raw = sum(store.query_rows(f"SELECT count() FROM scc.{t} FINAL")[0][0] for t in RAW_TABLE_OF_TOPIC.values())
+    assert raw == report.events == len(events)
