@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,10 +54,10 @@ def render(results: dict[str, dict]) -> str:
         "# Performance",
         "",
         f"Measured {dt.date.today().isoformat()}: each row is the latest result of its own command (below), which",
-        "`python -m bench.all` runs in turn and `--report-only` gathers into this page. The machine was **shared with other",
-        "work at the time** (other test runs competed for the 2 cores), so absolute rates are conservative; ratios",
-        "are measured side by side in the same run, as the issue asks. Benchmarks are not tests: nothing here is",
-        "asserted in `tests/`.",
+        "`python -m bench.all` runs in turn and `--report-only` gathers into this page. Each command below gives the",
+        "machine's 1-minute load average when it started (about 0: idle; 1 or more: other work shared the 2 cores, so",
+        "its absolute rates are conservative). Ratios are measured side by side in the same run, as the issue asks.",
+        "Benchmarks are not tests: nothing here is asserted in `tests/`.",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, {m['os']}.",
         "",
@@ -85,7 +86,9 @@ def render(results: dict[str, dict]) -> str:
     for name in ORDER:
         if name in results:
             r = results[name]
-            lines.append(f"- `{r['command']}` — {r['seconds']:.0f} s, finished {r['finished_at']}")
+            load = r.get("load_at_start")
+            at_start = "" if load is None else f", load {load:.1f} at start"
+            lines.append(f"- `{r['command']}` — {r['seconds']:.0f} s, finished {r['finished_at']}{at_start}")
     lines += ["- `python -m bench.all` runs them all and rewrites this page (`--quick` for small sizes).", ""]
     lines += ["## Details", ""]
     for name in ORDER:
@@ -105,6 +108,15 @@ def render(results: dict[str, dict]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _settle(below: float = 0.7, at_most_s: float = 150) -> None:
+    """Wait until the 1-minute load average is under ``below`` (the previous benchmark's load decays with a time
+    constant of a minute), so that each benchmark's recorded load at start says whether other work was running."""
+    started = time.perf_counter()
+    while (load := os.getloadavg()[0]) >= below and time.perf_counter() - started < at_most_s:
+        print(f"  waiting for the machine to settle: load {load:.2f}", flush=True)
+        time.sleep(10)
 
 
 def load_results() -> dict[str, dict]:
@@ -128,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in chosen:
             default, quick = BENCHES[name]
             argv_ = [sys.executable, "-m", f"bench.{name}", *(quick if args.quick else default)]
+            _settle()
             print(f"\n=== {' '.join(argv_[1:])}", flush=True)
             t = time.perf_counter()
             code = subprocess.call(argv_)

@@ -43,6 +43,10 @@ class Figure:
         return self.value >= self.goal if self.higher_is_better else self.value < self.goal
 
 
+LOAD_AT_START = os.getloadavg()[0]
+"""Read when this module is first imported, i.e. as a benchmark's process starts (each runs in its own)."""
+
+
 @dataclass
 class Result:
     """What one benchmark command measured."""
@@ -53,6 +57,8 @@ class Result:
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     finished_at: str = ""
+    load_at_start: float = field(default_factory=lambda: LOAD_AT_START)
+    """The machine's 1-minute load average when the benchmark's process started (about 0 on an idle machine)."""
 
     def write(self) -> Path:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -21,12 +21,13 @@ import cProfile
 import datetime as dt
 import io
 import pstats
+import resource
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import SIM_START, Figure, Rate, Result, migrated_store, simulated
+from bench.common import SIM_START, Figure, Rate, Result, migrated_store, rss_bytes, simulated
 
 ENGLAND_YEAR_EVENTS = 150_000_000
 GOAL_EVENTS_PER_S = 85_000
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> Result:
         generate_s = time.perf_counter() - t
         print(f"sample: {n:,} events ({path.stat().st_size / 2**20:,.0f} MiB) simulated in {generate_s:.1f}s")
         progress = _progress_lines()
+        rss_before = rss_bytes()
         for k, every_min in enumerate(cadences):
             store = migrated_store(Path(tmp) / f"store-{k}")  # each cadence is a whole replay into an empty store
             label = _cadence(every_min)
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> Result:
                 store, config, [path], every=dt.timedelta(minutes=every_min), progress=timed_progress, since=first
             )
             total_s = time.perf_counter() - t0
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB; the process's high-water
             load_s = ends["load"] - t0  # parsing, with the raw inserts running beside it
             evaluate_s = ends["evaluate"] - ends["load"]  # history order + engine, raw inserts still beside it
             rest_s = total_s - load_s - evaluate_s  # waiting for the raw inserts to end, then storing snapshots
@@ -113,13 +116,16 @@ def main(argv: list[str] | None = None) -> Result:
                     "replay_seconds": round(total_s, 2),
                     "events_per_s": round(report.events / total_s),
                     "england_year_minutes_extrapolated": round(ENGLAND_YEAR_EVENTS / (report.events / total_s) / 60, 1),
+                    "peak_rss_mib": round(peak / 2**20),
+                    "peak_growth_bytes_per_event": round((peak - rss_before) / report.events),
                 }
             )
             print(
                 f"{label}: replayed {report.events:,} events in {total_s:.1f}s = {report.events / total_s:,.0f} "
                 f"events/s (load {load_s:.1f}s, evaluate {evaluate_s:.1f}s, raw inserts' end and snapshots insert "
                 f"{rest_s:.1f}s); {report.snapshots:,} snapshots; a year of England: "
-                f"{runs[-1]['england_year_minutes_extrapolated']:,.0f} min"
+                f"{runs[-1]['england_year_minutes_extrapolated']:,.0f} min; peak RSS {peak / 2**20:,.0f} MiB "
+                f"({runs[-1]['peak_growth_bytes_per_event']:,} bytes per event over the RSS before the replays)"
             )
             stored = store.query_rows(
                 "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
@@ -155,7 +161,9 @@ def main(argv: list[str] | None = None) -> Result:
                 "events/s",
                 GOAL_EVENTS_PER_S,
                 note=f"sample of {report.events:,} LLR events over {hours / 24:,.0f} days, {run['snapshots']:,} "
-                "snapshot rows; one process; not 150M",
+                f"snapshot rows; one process; not 150M; peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
+                "event replayed (the replay holds the files' events: one ICB-year, ~3.6M events, fits; all England in "
+                "one process would not)",
             )
         )
         figures.append(
