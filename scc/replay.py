@@ -135,10 +135,12 @@ def evaluate_history(
     last: dt.datetime,
     every: dt.timedelta,
     progress: Progress | None = None,
+    emit: Callable[[list[IndicatorSnapshot]], None] | None = None,
 ) -> tuple[list[IndicatorSnapshot], list[AlertEvent], list[tuple[Envelope, str]]]:
     """Snapshots at each boundary in [first, last] from ``events`` (in event-time order, see
     :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
-    refused with the reason."""
+    refused with the reason. With ``emit``, each boundary's snapshots go to it as they are taken instead of being
+    returned (a year of hourly snapshots is millions of rows: the caller stores them as they come)."""
     engine = Engine(config)
     alerting = AlertTracker(config)
     snapshots: list[IndicatorSnapshot] = []
@@ -153,8 +155,11 @@ def evaluate_history(
             engine.ingest(events[i:j])
             i = j
             batch = engine.snapshot(t)
-            snapshots.extend(batch)
             alerts.extend(alerting.update(batch))
+            if emit is None:
+                snapshots.extend(batch)
+            else:
+                emit(batch)
             if progress:
                 progress("evaluate", n, len(times))
     return snapshots, alerts, engine.rejected
@@ -177,7 +182,11 @@ def replay(
     since: dt.datetime | None = None,
 ) -> ReplayReport:
     """Load files into the store, then write the indicator history over the files' time span (from ``since``, when
-    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event)."""
+    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event).
+
+    Raw inserts and snapshot inserts go to a writer thread (:class:`~clickhouse.writer.BackgroundWrites`) while this
+    thread parses and evaluates; snapshots are stored in chunks as they are taken, so memory holds the files' events
+    and the engine's state but not the history's snapshots."""
     report = ReplayReport()
     mark = store.ingestion_mark()
     held = holds_events(store)  # after the mark: if nothing is held now, nothing was stored by the mark
@@ -188,14 +197,24 @@ def replay(
         events = history_events(store, loaded, mark, report.last, held=held)
         del loaded
         first = report.first if since is None else since
-        snapshots, alerts, refused = evaluate_history(events, config, first, report.last, every, progress)
+        chunk: list[IndicatorSnapshot] = []
+
+        def store_snapshots(batch: list[IndicatorSnapshot]) -> None:
+            nonlocal chunk
+            report.snapshots += len(batch)
+            chunk += batch
+            if len(chunk) >= INSERT_CHUNK:
+                writes.submit(store.insert_snapshots, chunk)
+                chunk = []
+
+        _, alerts, refused = evaluate_history(events, config, first, report.last, every, progress, store_snapshots)
+        del events
+        writes.submit(store.insert_snapshots, chunk)
     if refused:
         now = dt.datetime.now(dt.UTC)
         store.insert_deadletters([engine_dead_letter(event, reason, now) for event, reason in refused])
         report.engine_rejected = len(refused)
         report.reject_reasons.extend(f"{event.event_id}: {reason}" for event, reason in refused[:20])
-    for k in range(0, len(snapshots), INSERT_CHUNK):
-        store.insert_snapshots(snapshots[k : k + INSERT_CHUNK])
     store.insert_alerts(alerts)
-    report.snapshots, report.alerts = len(snapshots), len(alerts)
+    report.alerts = len(alerts)
     return report
