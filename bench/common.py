@@ -163,14 +163,15 @@ def migrated_store(path: Path) -> Any:
     return store
 
 
-def simulated(days: float, seed: int = 1, warmup_days: float = 28) -> Iterator[Any]:
-    """Canonical events of the configured ICB (LLR) for ``days`` after a warm-up, in occurred_at order."""
+def simulated(days: float, seed: int = 1, warmup_days: float = 28, start: dt.datetime = SIM_START) -> Iterator[Any]:
+    """Canonical events of the configured ICB (LLR) for ``days`` from ``start`` after a warm-up, in occurred_at
+    order."""
     from connectors.simulator import simulate
     from schemas.config import load_config
 
     return simulate(
         load_config().icb,
-        start=SIM_START,
+        start=start,
         duration=dt.timedelta(days=days),
         seed=seed,
         warmup=dt.timedelta(days=warmup_days),
