@@ -40,6 +40,7 @@ from clickhouse.access import (
 from clickhouse.migrate import migrate
 from clickhouse.store import DeadLetter, Store, open_store
 from connectors.simulator import simulate
+from scc.history import holds_events
 from schemas.alerts import AlertEvent
 from schemas.config import load_config
 from schemas.events import topic_of
@@ -105,6 +106,7 @@ def store_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_writer_reads_and_inserts_but_changes_no_table(store_dsn: str) -> None:
     with open_store_as(store_dsn, WRITER) as st:
         assert st.query_rows("SELECT count() FROM scc.raw_adt FINAL WHERE patient_ref = {p:String}", {"p": PATIENT_REF})
+        assert holds_events(st)  # what scc replay asks first: the writer sees the raw tables' parts
         for sql in (
             "DROP TABLE scc.raw_adt",
             "TRUNCATE TABLE scc.indicator_snapshots",
