@@ -39,7 +39,7 @@ from pathlib import Path
 
 import clickhouse_connect
 
-from clickhouse.store import DEFAULT_DATABASE, Store, StoreError, mask_dsn, parse_dsn
+from clickhouse.store import DEFAULT_DATABASE, INSERT_POINT_OF_RAW_TABLE, Store, StoreError, mask_dsn, parse_dsn
 
 ADMIN = "scc_admin"
 WRITER = "scc_writer"
@@ -69,11 +69,8 @@ NOT_FOR_ANALYSTS = frozenset(
         "ambulance_responses_mart_refresh",
         "spells_mart_refresh",
         # insert points of 007_event_lines and their views: Null tables that keep nothing (raw_* holds the rows)
-        *(
-            f"raw_{topic}_lines{view}"
-            for topic in ("ed", "ambulance", "adt", "discharge", "opel")
-            for view in ("", "_mv")
-        ),
+        *INSERT_POINT_OF_RAW_TABLE.values(),
+        *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
     }
 )
 """Tables the analyst role has no reason to read at all."""

@@ -6,9 +6,9 @@ instead of silently diverging between stores. Statements in a file end with ``;`
 replaced by the store's database (default ``scc``).
 
 Materialized views see only rows inserted after they exist, so :func:`migrate` backfills every materialized view a
-migration creates from its source table (:func:`backfill`: ``INSERT INTO <target> (<the view's columns>) <the view's SELECT>``). The views of
-``005_entity_tables`` fold with idempotent aggregates, so a backfill may run again at any time without changing
-anything: ``python -m clickhouse.migrate backfill [DSN]``.
+migration creates from its source table (:func:`backfill`: ``INSERT INTO <target> (<the view's columns>) <the
+view's SELECT>``). The views of ``005_entity_tables`` fold with idempotent aggregates, so a backfill may run again
+at any time without changing anything: ``python -m clickhouse.migrate backfill [DSN]``.
 
 *Refreshable* materialized views (``REFRESH EVERY ...``: the analyst marts of ``006_analyst_marts``) are never
 backfilled: each refresh replaces its target with the whole result, so an INSERT would only duplicate rows. Instead

@@ -37,6 +37,9 @@ RAW_TABLE_OF_TOPIC: dict[str, str] = {
     "scc.opel": "raw_opel",
 }
 """Input topic -> raw table (in the store's database)."""
+INSERT_POINT_OF_RAW_TABLE: dict[str, str] = {table: f"{table}_lines" for table in RAW_TABLE_OF_TOPIC.values()}
+"""Raw table -> the Null table events are inserted into (migration 007); its view ``<insert point>_mv`` fills the
+raw table."""
 
 _LINE_COLUMNS = ("kafka_partition", "kafka_offset", "payload")
 """Columns of the raw tables' insert points, ``raw_<topic>_lines`` (migration 007)."""
@@ -253,7 +256,10 @@ class Store:
     def insert_event_lines(self, batch: EventLines) -> None:
         """Insert a batch made by :func:`event_lines`: ClickHouse's own work only (on chDB, with the GIL released)."""
         self.client.raw_insert(
-            self.table(f"{batch.table}_lines"), _LINE_COLUMNS, insert_block=batch.block, fmt="TabSeparatedRaw"
+            self.table(INSERT_POINT_OF_RAW_TABLE[batch.table]),
+            _LINE_COLUMNS,
+            insert_block=batch.block,
+            fmt="TabSeparatedRaw",
         )
 
     def insert_snapshots(self, snapshots: Sequence[IndicatorSnapshot]) -> int:

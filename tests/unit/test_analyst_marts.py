@@ -26,7 +26,7 @@ from clickhouse.migrate import (
     refresh_marts,
     refreshable_views,
 )
-from clickhouse.store import Store, open_store
+from clickhouse.store import INSERT_POINT_OF_RAW_TABLE, Store, open_store
 from schemas.events import Envelope, topic_of
 from tests.unit.test_entity_tables import load
 
@@ -56,7 +56,7 @@ INCREMENTAL_VIEWS = {
     "ambulance_incident_state_mv",
     "spell_state_adt_mv",
     "spell_state_discharge_mv",
-    *(f"raw_{topic}_lines_mv" for topic in ("ed", "ambulance", "adt", "discharge", "opel")),  # 007: Null sources
+    *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),  # 007: their sources are Null tables
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from clickhouse.migrate import available_migrations, migrate
-from clickhouse.store import DeadLetter, Store, StoreError, mask_dsn, open_store, parse_dsn
+from clickhouse.store import INSERT_POINT_OF_RAW_TABLE, DeadLetter, Store, StoreError, mask_dsn, open_store, parse_dsn
 from schemas.events import dump_event, parse_event
 from schemas.indicators import IndicatorSnapshot
 
@@ -173,11 +173,8 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "ambulance_responses_mart_refresh",
             "spells_mart",
             "spells_mart_refresh",
-            *(
-                f"raw_{topic}_lines{view}"
-                for topic in ("ed", "ambulance", "adt", "discharge", "opel")
-                for view in ("", "_mv")
-            ),
+            *INSERT_POINT_OF_RAW_TABLE.values(),
+            *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
