@@ -13,13 +13,14 @@ import datetime as dt
 import gc
 import itertools
 import re
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from events_factory import simulated_llr
+from events_factory import config, simulated_llr
 from pydantic import ValidationError
 
 import scc.history as history
@@ -40,6 +41,7 @@ from schemas.events import (
     parse_event,
     topic_of,
 )
+from streams.engine import Engine
 
 UTC = dt.UTC
 START = dt.datetime(2026, 1, 5, tzinfo=UTC)
@@ -378,6 +380,18 @@ def test_paused_gc_restores_the_collector_state() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_engine_is_freed_when_its_last_reference_goes(sample: list[Envelope]) -> None:
+    """No reference cycle keeps an evaluated engine (its entities and facts) alive until a full collection: the
+    replay holds the collector off, and a cycle there cost a traversal of the whole heap when it resumed."""
+    engine = Engine(config())
+    engine.ingest(sorted(sample, key=lambda e: e.occurred_at))
+    assert engine.aggregator.open_spells and engine.aggregator.ed_in_department
+    freed = weakref.ref(engine), weakref.ref(engine.tracker), weakref.ref(engine.aggregator)
+    with paused_gc():
+        del engine
+        assert [ref() for ref in freed] == [None, None, None]
 
 
 # --- load_files ---------------------------------------------------------------------------------------------------
