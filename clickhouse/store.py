@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.alerts import AlertEvent
 from schemas.events import Envelope, dump_event
-from schemas.indicators import IndicatorSnapshot
+from schemas.indicators import IndicatorSnapshot, SnapshotRow
 
 DEFAULT_DSN = "chdb://./var/store"
 DEFAULT_DATABASE = "scc"
@@ -262,11 +262,14 @@ class Store:
             fmt="TabSeparatedRaw",
         )
 
-    def insert_snapshots(self, snapshots: Sequence[IndicatorSnapshot]) -> int:
+    def insert_snapshots(self, snapshots: Sequence[IndicatorSnapshot] | Sequence[SnapshotRow]) -> int:
         """Insert indicator snapshots in one columnar batch (idempotent: the latest computed_at wins)."""
         if not snapshots:
             return 0
-        data = [[getattr(s, name) for s in snapshots] for name in _SNAPSHOT_COLUMNS]
+        if isinstance(snapshots[0], SnapshotRow):  # already in column order (SnapshotRow's fields are the model's)
+            data = [list(column) for column in zip(*snapshots, strict=True)]
+        else:
+            data = [[getattr(s, name) for s in snapshots] for name in _SNAPSHOT_COLUMNS]
         data[_SNAPSHOT_COLUMNS.index("computed_at")] = [_utc(s.computed_at) for s in snapshots]
         self.client.insert(
             self.table("indicator_snapshots"), data, column_names=list(_SNAPSHOT_COLUMNS), column_oriented=True

@@ -22,7 +22,7 @@ from scc.history import events_until, holds_events, paused_gc
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, dump_event, topic_of
-from schemas.indicators import IndicatorSnapshot
+from schemas.indicators import SnapshotRow
 from streams.alerts import AlertTracker
 from streams.engine import Engine
 
@@ -135,15 +135,15 @@ def evaluate_history(
     last: dt.datetime,
     every: dt.timedelta,
     progress: Progress | None = None,
-    emit: Callable[[list[IndicatorSnapshot]], None] | None = None,
-) -> tuple[list[IndicatorSnapshot], list[AlertEvent], list[tuple[Envelope, str]]]:
+    emit: Callable[[list[SnapshotRow]], None] | None = None,
+) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
     """Snapshots at each boundary in [first, last] from ``events`` (in event-time order, see
     :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
     refused with the reason. With ``emit``, each boundary's snapshots go to it as they are taken instead of being
     returned (a year of hourly snapshots is millions of rows: the caller stores them as they come)."""
     engine = Engine(config)
     alerting = AlertTracker(config)
-    snapshots: list[IndicatorSnapshot] = []
+    snapshots: list[SnapshotRow] = []
     alerts: list[AlertEvent] = []
     i = 0
     times = _boundaries(first, last, every)
@@ -154,7 +154,7 @@ def evaluate_history(
                 j += 1
             engine.ingest(events[i:j])
             i = j
-            batch = engine.snapshot(t)
+            batch = engine.snapshot_rows(t)
             alerts.extend(alerting.update(batch))
             if emit is None:
                 snapshots.extend(batch)
@@ -197,9 +197,9 @@ def replay(
         events = history_events(store, loaded, mark, report.last, held=held)
         del loaded
         first = report.first if since is None else since
-        chunk: list[IndicatorSnapshot] = []
+        chunk: list[SnapshotRow] = []
 
-        def store_snapshots(batch: list[IndicatorSnapshot]) -> None:
+        def store_snapshots(batch: list[SnapshotRow]) -> None:
             nonlocal chunk
             report.snapshots += len(batch)
             chunk += batch

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas.config import PlatformConfig, Target
-from schemas.indicators import IndicatorSnapshot
+from schemas.indicators import IndicatorSnapshot, SnapshotRow
 from streams.clock import local_date, month_bounds
 from streams.date_index import DateIndex
 from streams.facts import AttendanceFact, Fact, FactKind, IncidentFact, SpellFact
@@ -217,7 +217,11 @@ class Aggregator:
     def snapshot(
         self, at: dt.datetime | None = None, computed_at: dt.datetime | None = None
     ) -> list[IndicatorSnapshot]:
-        """Every indicator as of ``at`` (default: the event clock) with its target and status."""
+        """Every indicator as of ``at`` (default: the event clock) with its target and status, validated."""
+        return [row.validated() for row in self.snapshot_rows(at, computed_at)]
+
+    def snapshot_rows(self, at: dt.datetime | None = None, computed_at: dt.datetime | None = None) -> list[SnapshotRow]:
+        """What :meth:`snapshot` validates: the rows alone, for a replay's millions of them."""
         at = at or self.clock
         if at is None:
             return []
@@ -231,18 +235,18 @@ class Aggregator:
                 targets[row.indicator] = self.config.target_for(row.indicator, today)
             target = targets[row.indicator]
             out.append(
-                IndicatorSnapshot(
-                    ts=ts,
-                    indicator=row.indicator,
-                    window=row.window,
-                    scope_type=row.scope_type,
-                    scope_code=row.scope_code,
-                    value=row.value,
-                    numerator=row.numerator,
-                    denominator=row.denominator,
-                    target=None if target is None else target.value,
-                    status=judge(row.value, target),
-                    computed_at=computed_at,
+                SnapshotRow(
+                    ts,
+                    row.indicator,
+                    row.window,  # type: ignore[arg-type]  # the indicator functions yield only the Window names
+                    row.scope_type,  # type: ignore[arg-type]
+                    row.scope_code,
+                    row.value,
+                    row.numerator,
+                    row.denominator,
+                    None if target is None else target.value,
+                    judge(row.value, target),
+                    computed_at,
                 )
             )
         return out

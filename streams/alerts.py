@@ -16,7 +16,7 @@ from typing import Literal
 
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig, Target
-from schemas.indicators import IndicatorSnapshot
+from schemas.indicators import IndicatorSnapshot, SnapshotRow
 from streams.clock import local_date
 
 ALERTING_WINDOWS = frozenset({"live", "today", "last_60m", "mtd"})
@@ -38,7 +38,7 @@ class AlertTracker:
     def __post_init__(self) -> None:
         self.active: dict[tuple[str, str, str, str], AlertEvent] = {}
 
-    def update(self, snapshots: Iterable[IndicatorSnapshot]) -> list[AlertEvent]:
+    def update(self, snapshots: Iterable[IndicatorSnapshot | SnapshotRow]) -> list[AlertEvent]:
         """The alert events the new snapshots cause (raised and resolved), in a stable order."""
         out: list[AlertEvent] = []
         for snap in snapshots:
@@ -60,7 +60,10 @@ class AlertTracker:
 
 
 def _event(
-    state: Literal["raised", "resolved"], snap: IndicatorSnapshot, target: Target, raised: dt.datetime
+    state: Literal["raised", "resolved"],
+    snap: IndicatorSnapshot | SnapshotRow,
+    target: Target,
+    raised: dt.datetime,
 ) -> AlertEvent:
     key = f"{snap.indicator}|{snap.window}|{snap.scope_type}|{snap.scope_code}|{raised.isoformat()}"
     return AlertEvent(

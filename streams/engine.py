@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from schemas import events as ev
 from schemas.config import PlatformConfig
 from schemas.events import EventRejected
-from schemas.indicators import IndicatorSnapshot
+from schemas.indicators import IndicatorSnapshot, SnapshotRow
 from streams.aggregator import Aggregator
 from streams.entities import EntityTracker
 
@@ -48,9 +48,13 @@ class Engine:
 
     def snapshot(self, at: dt.datetime | None = None) -> list[IndicatorSnapshot]:
         """Every indicator as of ``at`` — valid when every ingested event has ``occurred_at <= at``."""
+        return [row.validated() for row in self.snapshot_rows(at)]
+
+    def snapshot_rows(self, at: dt.datetime | None = None) -> list[SnapshotRow]:
+        """:meth:`snapshot` as unvalidated rows (a replay's millions of them: see :class:`SnapshotRow`)."""
         if at is not None and self.tracker.clock is not None and self.tracker.clock > at:
             raise ValueError("events after T were ingested: build the engine from events as of T (see as_of)")
-        return self.aggregator.snapshot(at)
+        return self.aggregator.snapshot_rows(at)
 
 
 def as_of(events: Iterable[ev.Envelope], at: dt.datetime) -> list[ev.Envelope]:

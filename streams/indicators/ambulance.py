@@ -28,7 +28,7 @@ def _windows(at: dt.datetime) -> list[Window]:
 
 
 def _mean_row(indicator: str, window: str, key: tuple[str, str], minutes: list[float]) -> Row:
-    n, total = len(minutes), sum(minutes)
+    n, total = len(minutes), sum(minutes, 0.0)  # a float when empty too (the record's numerator is a float)
     return Row(indicator, window, key[0], key[1], total / n if n else None, total, float(n))
 
 
