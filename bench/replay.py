@@ -11,7 +11,13 @@ one argument ``scc replay`` does not pass: snapshots start at the warm-up's star
 first event (the simulator's beds hold spells admitted months before, which would add months of near-empty
 snapshots). The rate is sample events / wall time; a year of England (~150 million events) is extrapolated from it.
 
-Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--profile]``; ``--days 365`` is a ~2M-event sample.
+England is 42 ICBs, each replayed into its own store, independently of the others: ``--at-once N`` also replays N
+samples of the same size (other seeds) at the same time, one process each, and reports their combined rate (every
+event over the wall time from the first start to the last end), from which England is extrapolated as ICB replays N
+at a time.
+
+Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--at-once 2] [--profile]``; ``--days 365`` is a
+~2M-event sample.
 """
 
 from __future__ import annotations
@@ -62,15 +68,18 @@ def _cadence(every: float) -> str:
     return {60.0: "hourly", 1440.0: "daily"}.get(every, f"every {every:g} min")
 
 
-def _one_replay(path: Path, store_dir: Path, every_min: float, first: dt.datetime, profile: bool) -> dict:
+def _one_replay(
+    path: Path, store_dir: Path, every_min: float, first: dt.datetime, profile: bool, tag: str = ""
+) -> dict:
     """One whole replay of ``path`` into a new store at ``store_dir``, run in a fresh process (see :func:`main`):
-    its timings, its peak memory over the RSS it started with, and (``profile``) the cProfile of its main thread."""
+    its timings, its peak memory over the RSS it started with, and (``profile``) the cProfile of its main thread.
+    ``tag`` names it in the progress lines when several run at once."""
     from scc.replay import replay
     from schemas.config import load_config
 
     config = load_config()
     store = migrated_store(store_dir)
-    label = _cadence(every_min)
+    label = _cadence(every_min) + tag
     progress = _progress_lines()
     ends: dict[str, float] = {}
 
@@ -80,6 +89,7 @@ def _one_replay(path: Path, store_dir: Path, every_min: float, first: dt.datetim
 
     profiler = cProfile.Profile() if profile else None
     rss_before = rss_bytes()
+    started_at = time.time()  # wall clock, comparable between the processes of an at-once run
     t0 = time.perf_counter()
     if profiler:
         profiler.enable()
@@ -87,6 +97,7 @@ def _one_replay(path: Path, store_dir: Path, every_min: float, first: dt.datetim
     if profiler:
         profiler.disable()
     total_s = time.perf_counter() - t0
+    ended_at = time.time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB; this process's high-water
     stored = store.query_rows(
         "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
@@ -113,6 +124,8 @@ def _one_replay(path: Path, store_dir: Path, every_min: float, first: dt.datetim
         "england_year_minutes_extrapolated": round(ENGLAND_YEAR_EVENTS / (report.events / total_s) / 60, 1),
         "peak_rss_mib": round(peak / 2**20),
         "peak_growth_bytes_per_event": round((peak - rss_before) / report.events),
+        "started_at": started_at,
+        "ended_at": ended_at,
     }
     print(
         f"{label}: replayed {report.events:,} events in {total_s:.1f}s = {report.events / total_s:,.0f} "
@@ -123,6 +136,34 @@ def _one_replay(path: Path, store_dir: Path, every_min: float, first: dt.datetim
         flush=True,
     )
     return run
+
+
+def _at_once(paths: list[Path], tmp: Path, every_min: float, first: dt.datetime, context: object) -> dict:
+    """Replays of every file in ``paths`` at the same time, one fresh process each, each into its own store (as
+    England's ICBs would be: one store per ICB); the combined rate is every event over the wall time from the first
+    replay's start to the last one's end."""
+    label = _cadence(every_min)
+    print(f"{len(paths)} replays at once ({label}) ...", flush=True)
+    with ProcessPoolExecutor(len(paths), mp_context=context) as pool:  # type: ignore[arg-type]
+        futures = [
+            pool.submit(_one_replay, path, tmp / f"store-at-once-{label}-{i}", every_min, first, False, f" #{i + 1}")
+            for i, path in enumerate(paths)
+        ]
+        outs = [f.result() for f in futures]
+    wall = max(o["ended_at"] for o in outs) - min(o["started_at"] for o in outs)
+    events = sum(o["events"] for o in outs)
+    rate = events / wall
+    print(f"{len(paths)} replays at once ({label}): {events:,} events in {wall:.1f}s = {rate:,.0f} events/s combined")
+    return {
+        "every_min": every_min,
+        "replays": len(paths),
+        "events": events,
+        "wall_seconds": round(wall, 2),
+        "events_per_s": round(rate),
+        "england_year_minutes_extrapolated": round(ENGLAND_YEAR_EVENTS / rate / 60, 1),
+        "peak_rss_mib_total": sum(o["peak_rss_mib"] for o in outs),
+        "each": [{k: o[k] for k in ("events", "replay_seconds", "events_per_s", "peak_rss_mib")} for o in outs],
+    }
 
 
 def main(argv: list[str] | None = None) -> Result:
@@ -139,6 +180,13 @@ def main(argv: list[str] | None = None) -> Result:
         "--every", default="60,1440", help="minutes of event time between snapshots; a comma list runs each cadence"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile a further replay at the first cadence")
+    parser.add_argument(
+        "--at-once",
+        type=int,
+        default=1,
+        help="also replay N samples (seeds 1..N, N ICB-years) at the same time, one process each, per cadence: how "
+        "fast this machine gets through England's 42 independent ICB replays",
+    )
     args = parser.parse_args(argv)
     cadences = [float(m) for m in args.every.split(",")]
 
@@ -156,6 +204,11 @@ def main(argv: list[str] | None = None) -> Result:
         n = write_jsonl(simulated(args.days, warmup_days=args.warmup_days, start=start), path)
         generate_s = time.perf_counter() - t
         print(f"sample: {n:,} events ({path.stat().st_size / 2**20:,.0f} MiB) simulated in {generate_s:.1f}s")
+        paths = [path]
+        for seed in range(2, args.at_once + 1):  # another ICB-year of the same size: the same ICB, other patients
+            paths.append(Path(tmp) / f"events-{seed}.jsonl")
+            n_more = write_jsonl(simulated(args.days, seed=seed, warmup_days=args.warmup_days, start=start), paths[-1])
+            print(f"sample {seed}: {n_more:,} events")
         jobs = [(every_min, False) for every_min in cadences] + ([(cadences[0], True)] if args.profile else [])
         for k, (every_min, profile) in enumerate(jobs):
             if profile:
@@ -166,6 +219,9 @@ def main(argv: list[str] | None = None) -> Result:
                 profile_top = out["profile_top"]
             else:
                 runs.append(out)
+        at_once = (
+            [_at_once(paths, Path(tmp), every_min, first, spawn) for every_min in cadences] if args.at_once > 1 else []
+        )
     last = runs[0]["last"]
     hours = (last - first).total_seconds() / 3600
     events = runs[0]["events"]
@@ -176,6 +232,8 @@ def main(argv: list[str] | None = None) -> Result:
         "simulate_seconds": round(generate_s, 1),
         "cadences": [{k: v for k, v in run.items() if k not in ("last", "events", "stored_raw_rows")} for run in runs],
     }
+    if at_once:
+        details["at_once"] = at_once
     if profile_top:
         details["profile_top"] = profile_top
         print(profile_top)
@@ -204,10 +262,36 @@ def main(argv: list[str] | None = None) -> Result:
                 note="150M / measured rate",
             )
         )
+    for run in at_once:
+        cadence = _cadence(run["every_min"])
+        figures.append(
+            Figure(
+                f"{run['replays']} ICB-year replays at once, {cadence} snapshots, combined rate",
+                run["events_per_s"],
+                "events/s",
+                GOAL_EVENTS_PER_S,
+                note=f"{run['replays']} samples like the one above (other seeds), one process each, started together: "
+                f"{run['events']:,} events in {run['wall_seconds']:,.0f} s from the first start to the last end; "
+                f"peak memory {run['peak_rss_mib_total']:,} MiB in all",
+            )
+        )
+        figures.append(
+            Figure(
+                f"A year of England (150M events) as ICB replays {run['replays']} at a time, {cadence} snapshots, "
+                "extrapolated",
+                run["england_year_minutes_extrapolated"],
+                "min",
+                30,
+                higher_is_better=False,
+                note="150M / combined rate: England is 42 ICBs, each replayed into its own store",
+            )
+        )
     result = Result(
         "replay",
         f"python -m bench.replay --days {args.days:g} --warmup-days {args.warmup_days:g} --start {args.start}"
-        f" --every {args.every}" + (" --profile" if args.profile else ""),
+        f" --every {args.every}"
+        + (f" --at-once {args.at_once}" if args.at_once > 1 else "")
+        + (" --profile" if args.profile else ""),
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,
