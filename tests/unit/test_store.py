@@ -136,6 +136,7 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
                 "005_entity_tables",
                 "006_analyst_marts",
                 "007_event_lines",
+                "008_event_lines_parse_once",
             ]
         )
         ddl = s.query_rows("SELECT name, create_table_query FROM system.tables WHERE database = 'scc' ORDER BY name")
