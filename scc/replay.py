@@ -97,8 +97,10 @@ def load_files(
                     report.reject_reasons.append(f"{item.path}:{item.line}: {item.reason}")
                 rejects.append(DeadLetter(now, f"file:{item.path.name}", -1, item.line, item.reason, item.raw))
                 continue
-            by_topic.setdefault(topic_of(item), []).append((item, -1, -1))
-            firsts.setdefault(raw_key(item), item)
+            key = raw_key(item)
+            if key not in firsts:  # a later copy is dropped by the store too (it keeps the first per key)
+                firsts[key] = item
+                by_topic.setdefault(topic_of(item), []).append((item, -1, -1))
             report.events += 1
             at = item.occurred_at  # compared inline: cheaper than a min() and a max() call per event
             if report.first is None or at < report.first:
