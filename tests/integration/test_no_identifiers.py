@@ -47,6 +47,9 @@ START = dt.datetime(2026, 3, 28, 6, 0, tzinfo=dt.UTC)
 NHS_SHAPE = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
 PSEUDONYM = re.compile(r"(?<![0-9a-f])[0-9a-f]{32,64}(?![0-9a-f])")
 """A keyed hash: 64 hex characters from the HL7 connector, 32 from the simulator (a truncated HMAC)."""
+HEX_LITERAL = re.compile(r"\b0x[0-9a-fA-F]+\b")
+"""A hexadecimal literal, e.g. the object address in Faust's supervisor log lines (``1@0x7f3245900090``): its digits
+can pass the NHS number checksum by chance (a CI run failed on exactly that address)."""
 
 
 def nhs_check_digit(nine: str) -> int | None:
@@ -70,8 +73,18 @@ def valid_nhs_numbers(count: int, start: int = 999_001_100) -> list[str]:
 
 
 def nhs_numbers_in(text: str) -> list[str]:
-    text = PSEUDONYM.sub("<pseudonym>", text)
+    text = HEX_LITERAL.sub("<hex>", PSEUDONYM.sub("<pseudonym>", text))
     return [m.group(0) for m in NHS_SHAPE.finditer(text) if is_nhs_number("".join(m.groups()))]
+
+
+def test_the_scanner_finds_nhs_numbers_but_not_object_addresses() -> None:
+    """The scanner itself: a valid NHS number however written, not the digits of a hex literal or a pseudonym."""
+    number = valid_nhs_numbers(1)[0]
+    spaced = f"{number[:3]} {number[3:6]} {number[6:]}"
+    assert nhs_numbers_in(f"patient {number} phoned; also {spaced}") == [number, spaced]
+    assert nhs_numbers_in("[INFO] [^----OneForOneSupervisor: (1@0x7f3245900090)]: Stopping...") == []
+    assert is_nhs_number("3245900090")  # the address's digits do pass the checksum
+    assert nhs_numbers_in("a" * 22 + "3245900090") == []  # a 32-character pseudonym
 
 
 # --- what goes in ---------------------------------------------------------------------------------------------
