@@ -121,7 +121,7 @@ def _one_replay(
         "store_wait_and_snapshot_insert_seconds": round(rest_s, 2),
         "replay_seconds": round(total_s, 2),
         "events_per_s": round(report.events / total_s),
-        "england_year_minutes_extrapolated": round(ENGLAND_YEAR_EVENTS / (report.events / total_s) / 60, 1),
+        "england_year_minutes_extrapolated": _england_minutes(report.events / total_s),
         "peak_rss_mib": round(peak / 2**20),
         "peak_growth_bytes_per_event": round((peak - rss_before) / report.events),
         "started_at": started_at,
@@ -136,6 +136,23 @@ def _one_replay(
         flush=True,
     )
     return run
+
+
+def _england_minutes(events_per_s: float) -> float:
+    """Minutes a year of England (``ENGLAND_YEAR_EVENTS``) would take at a measured rate."""
+    return round(ENGLAND_YEAR_EVENTS / events_per_s / 60, 1)
+
+
+def _england_figure(how: str, minutes: float, note: str) -> Figure:
+    """The extrapolated year of England next to its goal (under 30 minutes); ``how`` follows "A year of England"."""
+    return Figure(
+        f"A year of England (150M events){how}, extrapolated",
+        minutes,
+        "min",
+        30,
+        higher_is_better=False,
+        note=note,
+    )
 
 
 def _at_once(paths: list[Path], tmp: Path, every_min: float, first: dt.datetime, context: object) -> dict:
@@ -160,7 +177,7 @@ def _at_once(paths: list[Path], tmp: Path, every_min: float, first: dt.datetime,
         "events": events,
         "wall_seconds": round(wall, 2),
         "events_per_s": round(rate),
-        "england_year_minutes_extrapolated": round(ENGLAND_YEAR_EVENTS / rate / 60, 1),
+        "england_year_minutes_extrapolated": _england_minutes(rate),
         "peak_rss_mib_total": sum(o["peak_rss_mib"] for o in outs),
         "each": [{k: o[k] for k in ("events", "replay_seconds", "events_per_s", "peak_rss_mib")} for o in outs],
     }
@@ -253,14 +270,7 @@ def main(argv: list[str] | None = None) -> Result:
             )
         )
         figures.append(
-            Figure(
-                f"A year of England (150M events), {cadence} snapshots, extrapolated",
-                run["england_year_minutes_extrapolated"],
-                "min",
-                30,
-                higher_is_better=False,
-                note="150M / measured rate",
-            )
+            _england_figure(f", {cadence} snapshots", run["england_year_minutes_extrapolated"], "150M / measured rate")
         )
     for run in at_once:
         cadence = _cadence(run["every_min"])
@@ -276,14 +286,10 @@ def main(argv: list[str] | None = None) -> Result:
             )
         )
         figures.append(
-            Figure(
-                f"A year of England (150M events) as ICB replays {run['replays']} at a time, {cadence} snapshots, "
-                "extrapolated",
+            _england_figure(
+                f" as ICB replays {run['replays']} at a time, {cadence} snapshots",
                 run["england_year_minutes_extrapolated"],
-                "min",
-                30,
-                higher_is_better=False,
-                note="150M / combined rate: England is 42 ICBs, each replayed into its own store",
+                "150M / combined rate: England is 42 ICBs, each replayed into its own store",
             )
         )
     result = Result(

@@ -266,10 +266,7 @@ class Store:
         """Insert indicator snapshots in one columnar batch (idempotent: the latest computed_at wins)."""
         if not snapshots:
             return 0
-        if isinstance(snapshots[0], SnapshotRow):  # already in column order (SnapshotRow's fields are the model's)
-            data = [list(column) for column in zip(*snapshots, strict=True)]
-        else:
-            data = [[getattr(s, name) for s in snapshots] for name in _SNAPSHOT_COLUMNS]
+        data = [[getattr(s, name) for s in snapshots] for name in _SNAPSHOT_COLUMNS]  # models and rows alike
         data[_SNAPSHOT_COLUMNS.index("computed_at")] = [_utc(s.computed_at) for s in snapshots]
         self.client.insert(
             self.table("indicator_snapshots"), data, column_names=list(_SNAPSHOT_COLUMNS), column_oriented=True
