@@ -15,7 +15,8 @@ Two rules on top (docs/definitions.md, "Bad input" and "Orphans"):
 Retention (docs/definitions.md, "Retention of closed entities"): with a ``retention``, :meth:`EntityTracker.sweep`
 releases every *closed* entity (no longer live in stage 2, see :func:`streams.aggregator.is_live`, or a reported
 orphan) whose latest event is more than ``retention`` behind its kind's event clock (its slowest topic; no release
-before each of its topics has delivered something: an unread topic may be far behind): its events go, its id stays in
+before each of its topics has delivered something, an unread topic may be far behind, unless the live stage has
+read that topic to its end: :attr:`EntityTracker.read_to_end`): its events go, its id stays in
 a per-kind tombstone set until the stage-2 horizon passes its last event's day, and an event for a tombstoned
 entity is rejected (:meth:`EntityTracker.admit`) rather than folded into an entity that has lost its history.
 """
@@ -163,6 +164,11 @@ class EntityTracker:
         """Per clock (live, rebuild), the event time before which another sweep does nothing."""
         self._rebuild_clocks: dict[str, dt.datetime] = {}
         """Latest ``occurred_at`` per topic among rebuilt events (``report=False``): how far a rebuild has read."""
+        self.read_to_end: frozenset[str] = frozenset()
+        """Input topics whose partition was last seen read to its end (the consumer's position at the high
+        watermark), set by the live stage after every fetch (streams.intake). Such a topic has nothing unread that
+        could be behind, so it does not hold a kind's release back: a partition that never gets a discharge event
+        releases its spells by scc.adt alone. Empty otherwise: every topic holds back (unknown is not caught up)."""
         self.sweep_stats = SweepStats()
 
     def check_known(self, event: ev.Envelope) -> None:
@@ -376,11 +382,10 @@ class EntityTracker:
         released = 0
         months: dict[dt.date, dt.date] = {}
         for kind, queue in self._closing.items():
-            # The kind's slowest topic: a spell waits for both scc.adt and scc.discharge to move on, and for a topic
-            # that has delivered nothing yet on this partition (it may be far behind, e.g. while catching up).
-            if any(topic not in clocks for topic in TOPICS_OF_KIND[kind]):
+            cutoff = self._release_clock(kind, clocks, rebuild=rebuild)
+            if cutoff is None:
                 continue
-            cutoff = min(clocks[topic] for topic in TOPICS_OF_KIND[kind]) - self.retention
+            cutoff -= self.retention
             while queue and queue[0][0] < cutoff:
                 latest, entity_id = heapq.heappop(queue)
                 stats.examined += 1
@@ -399,6 +404,22 @@ class EntityTracker:
                 stats.forgotten += len(tombstones) - len(kept)
         stats.released += released
         return released
+
+    def _release_clock(self, kind: FactKind, clocks: Mapping[str, dt.datetime], *, rebuild: bool) -> dt.datetime | None:
+        """The event clock a kind's closed entities are released by (None: release nothing yet).
+
+        The kind's slowest topic that may still hold unread events: a spell waits for both scc.adt and scc.discharge
+        to move on, and for a topic that has delivered nothing yet on this partition (it may be far behind, e.g.
+        while catching up). A topic :attr:`read_to_end` (live sweeps only) holds nothing unread, so it does not
+        hold the others back; when every topic of the kind is read to its end, the kind's latest event is the clock.
+        """
+        topics = TOPICS_OF_KIND[kind]
+        unread = [topic for topic in topics if rebuild or topic not in self.read_to_end]
+        if any(topic not in clocks for topic in unread):
+            return None
+        if unread:
+            return min(clocks[topic] for topic in unread)
+        return max((clocks[topic] for topic in topics if topic in clocks), default=None)
 
     def entity_count(self, kind: FactKind) -> int:
         return len(self._entities[kind])

@@ -37,7 +37,7 @@ from schemas.events import EventRejected, parse_event
 from schemas.settings import Settings
 from streams.entities import EntityTracker, FactUpdate
 from streams.facts import batch_to_wire
-from streams.metrics import PipelineMetrics
+from streams.metrics import PipelineMetrics, consumer_lags
 from streams.orphans import orphan_counter, stable_key
 from streams.topics import DEADLETTER, FACTS, INPUT_TOPICS
 
@@ -332,6 +332,16 @@ class EntityStage:
         self.metrics.entity_state(self.trackers.values())
         await outbox.deliver()
 
+    def note_read_to_end(self, lags: dict[TopicPartition, int]) -> None:
+        """Tell each partition's tracker which of its input topics it has read to their end (lag 0 at the last
+        fetch): those do not hold its releases back (:attr:`streams.entities.EntityTracker.read_to_end`)."""
+        ends: dict[int, set[str]] = {}
+        for tp, lag in lags.items():
+            if lag <= 0 and tp.topic in INPUT_TOPICS:
+                ends.setdefault(tp.partition, set()).add(tp.topic)
+        for partition, tracker in self.trackers.items():
+            tracker.read_to_end = frozenset(ends.get(partition, ()))
+
     # --- the consumer ---------------------------------------------------------------------------------------------
 
     def consumer(self) -> AIOKafkaConsumer:
@@ -374,6 +384,7 @@ class EntityStage:
                 fetched = await consumer.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=BATCH_MAX)
                 records = [record for batch in fetched.values() for record in batch]
                 if records:
+                    self.note_read_to_end(await consumer_lags(consumer))  # after the fetch: these records are read
                     await self.process(records)
                     await self._commit(consumer, fetched)
                 if time.monotonic() - last_lag > LAG_EVERY_S:

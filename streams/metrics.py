@@ -289,12 +289,19 @@ class PipelineMetrics:
 
     async def record_consumer_lag(self, consumer: _Consumer, group: str) -> None:
         """Set the lag of every partition an aiokafka consumer holds (high watermark minus position)."""
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue  # no fetch response yet: unknown, not zero
-            position = await consumer.position(tp)
-            self.consumer_lag(group, tp.topic, tp.partition, highwater - position)
+        for tp, lag in (await consumer_lags(consumer)).items():
+            self.consumer_lag(group, tp.topic, tp.partition, lag)
+
+
+async def consumer_lags(consumer: _Consumer) -> dict[Any, int]:
+    """High watermark minus position of every partition a consumer holds, as of its last fetch response; a
+    partition with no fetch response yet is left out (unknown, not zero)."""
+    lags = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            lags[tp] = highwater - await consumer.position(tp)
+    return lags
 
 
 _default: PipelineMetrics | None = None

@@ -343,6 +343,53 @@ def test_a_spell_waits_for_a_topic_that_has_delivered_nothing_yet() -> None:
     assert "S" in worker.tracker._entities["spell"] and worker.tracker.sweep_stats.released == 0
 
 
+def test_a_topic_read_to_its_end_does_not_hold_a_spell_back() -> None:
+    """A partition that never gets a discharge event (a trust with no discharge feed) releases its spells by
+    scc.adt alone once the worker has read scc.discharge to its end there: nothing unread can be behind."""
+    worker = Worker()
+    worker.tracker.read_to_end = frozenset({"scc.discharge"})
+    worker.feed([admitted("S", "2026-03-02T08:00"), discharged("S", "2026-03-02T10:00")])
+    for day in range(1, 7):  # up to 6 days after S's discharge: within the 168 h retention
+        worker.feed([admitted(f"U{day}", when("2026-03-02T10:00") + dt.timedelta(days=day))])
+    assert "S" in worker.tracker._entities["spell"]
+    worker.feed([admitted("V", "2026-03-09T11:00")])  # 169 h after it
+    assert worker.tracker.released("spell", "S") and worker.rejected == []
+
+
+def test_a_topic_whose_feed_stopped_holds_back_only_until_it_is_read_to_its_end() -> None:
+    worker = Worker()
+    worker.feed([admitted("S", "2026-03-02T08:00"), discharged("S", "2026-03-02T10:00")])
+    worker.feed([drd_set("T", "2026-03-02T11:00", dt.date(2026, 3, 2))])  # scc.discharge's last event
+    for day in range(1, 11):
+        worker.feed([admitted(f"U{day}", when("2026-03-02T12:00") + dt.timedelta(days=day))])
+    assert "S" in worker.tracker._entities["spell"]  # unknown whether scc.discharge has more to come
+    worker.tracker.read_to_end = frozenset({"scc.discharge"})
+    worker.feed([admitted("V", "2026-03-12T14:00")])
+    assert worker.tracker.released("spell", "S")
+
+
+def test_every_topic_read_to_its_end_releases_by_the_kinds_latest_event() -> None:
+    worker = Worker()
+    worker.tracker.read_to_end = frozenset(INPUT_TOPICS)
+    worker.feed([admitted("S", "2026-03-02T08:00"), discharged("S", "2026-03-02T10:00")])
+    worker.feed([drd_set("T", "2026-03-09T11:00", dt.date(2026, 3, 9))])  # 169 h after S's last event
+    assert worker.tracker.released("spell", "S")
+
+
+def test_the_stage_tells_each_partition_which_topics_it_has_read_to_their_end() -> None:
+    async def no_producer():  # never asked: nothing is processed here
+        raise AssertionError
+
+    stage = EntityStage(Settings(), CONFIG, PipelineMetrics(CollectorRegistry(), icb=ICB), no_producer)
+    stage.hold([TopicPartition(topic, p) for topic in INPUT_TOPICS for p in (0, 1)])
+    lags = {TopicPartition(topic, p): 0 for topic in INPUT_TOPICS for p in (0, 1)}
+    lags[TopicPartition("scc.adt", 0)] = 5
+    del lags[TopicPartition("scc.discharge", 1)]  # no fetch response yet: unknown, so not read to its end
+    stage.note_read_to_end(lags)
+    assert stage.trackers[0].read_to_end == set(INPUT_TOPICS) - {"scc.adt"}
+    assert stage.trackers[1].read_to_end == set(INPUT_TOPICS) - {"scc.discharge"}
+
+
 def test_topics_read_at_different_paces_release_nothing_too_early() -> None:
     """A worker reads its topics' partitions at their own pace (a fetch may bring a whole topic first): here every
     event but the discharge ones first, then those. Nothing is rejected and every indicator is the engine's."""
