@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiokafka.errors import IllegalStateError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -295,12 +296,17 @@ class PipelineMetrics:
 
 async def consumer_lags(consumer: _Consumer) -> dict[Any, int]:
     """High watermark minus position of every partition a consumer holds, as of its last fetch response; a
-    partition with no fetch response yet is left out (unknown, not zero)."""
+    partition with no fetch response yet, or revoked meanwhile (a position being reset waits, and a rebalance may
+    come in between), is left out (unknown, not zero)."""
     lags = {}
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
-        if highwater is not None:
+        if highwater is None:
+            continue
+        try:
             lags[tp] = highwater - await consumer.position(tp)
+        except IllegalStateError:
+            continue
     return lags
 
 

@@ -8,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
+from aiokafka.errors import IllegalStateError
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,6 +18,7 @@ from streams.metrics import (
     MAX_PARTITION,
     IndicatorMetrics,
     PipelineMetrics,
+    consumer_lags,
     default_metrics,
     start_metrics_server,
     topic_label,
@@ -137,13 +139,18 @@ class _TP:
 
 
 class _FakeConsumer:
+    """An aiokafka consumer's lag surface: scc.ed 0 has a fetch response, scc.adt 1 none yet, and scc.discharge 2
+    is revoked while its position is asked for (as a rebalance during a position reset would)."""
+
     def assignment(self) -> set[_TP]:
-        return {_TP("scc.ed", 0), _TP("scc.adt", 1)}
+        return {_TP("scc.ed", 0), _TP("scc.adt", 1), _TP("scc.discharge", 2)}
 
     def highwater(self, tp: _TP) -> int | None:
-        return 500 if tp.topic == "scc.ed" else None
+        return None if tp.topic == "scc.adt" else 500
 
     async def position(self, tp: _TP) -> int:
+        if tp.topic == "scc.discharge":
+            raise IllegalStateError(f"Partition {tp} is not assigned")
         return 380
 
 
@@ -154,6 +161,10 @@ def test_consumer_lag_from_an_aiokafka_consumer() -> None:
     assert samples(registry, "scc_consumer_lag") == {
         (("group", "scc-sink"), ("partition", "0"), ("topic", "scc.ed")): 120
     }
+
+
+def test_consumer_lags_leave_out_what_is_unknown() -> None:
+    assert asyncio.run(consumer_lags(_FakeConsumer())) == {_TP("scc.ed", 0): 120}
 
 
 def test_metrics_server_on_loopback() -> None:
