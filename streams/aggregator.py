@@ -84,6 +84,8 @@ class Aggregator:
         self.amb_handed_over = DateIndex()
         self.amb_waiting_handover: dict[str, IncidentFact] = {}
         self.open_spells: dict[str, SpellFact] = {}
+        self.occupied_beds = beds.OccupiedBeds()
+        """The open spells as the bed indicators count them (kept with :attr:`open_spells`)."""
         self.spells_discharged = DateIndex()
         self.referrals_made = DateIndex()
         self.evidence: dict[tuple[FactKind, str], int] = {}
@@ -192,10 +194,13 @@ class Aggregator:
             self.amb_waiting_handover.pop(entity_id, None)
 
     def _apply_spell(self, entity_id: str, old: SpellFact | None, new: SpellFact | None) -> None:
+        was_open = self.open_spells.get(entity_id)
         if is_live("spell", new):
             self.open_spells[entity_id] = new  # type: ignore[assignment]
+            self.occupied_beds.replace(was_open, new)
         else:
             self.open_spells.pop(entity_id, None)
+            self.occupied_beds.replace(was_open, None)
         self.spells_discharged.put(entity_id, old and _day(old.discharged_at), new and _day(new.discharged_at), new)
         for ref in old.referrals if old else ():
             self.referrals_made.put(f"{entity_id}/{ref.referral_id}", _day(ref.made_at), None, None)
