@@ -239,19 +239,8 @@ class Aggregator:
             if row.indicator not in targets:
                 targets[row.indicator] = self.config.target_for(row.indicator, today)
             target = targets[row.indicator]
-            out.append(
-                SnapshotRow(
-                    ts,
-                    row.indicator,
-                    row.window,  # type: ignore[arg-type]  # the indicator functions yield only the Window names
-                    row.scope_type,  # type: ignore[arg-type]
-                    row.scope_code,
-                    row.value,
-                    row.numerator,
-                    row.denominator,
-                    None if target is None else target.value,
-                    judge(row.value, target),
-                    computed_at,
-                )
-            )
+            value = None if target is None else target.value
+            # Row's fields are SnapshotRow's from the indicator to the denominator (the indicator functions yield only
+            # the Window names and scope types the record allows).
+            out.append(SnapshotRow(ts, *row, value, judge(row.value, target), computed_at))  # type: ignore[arg-type]
         return out

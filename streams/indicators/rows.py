@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.indicators.scopes import ScopeKey
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One indicator value for one window and scope; numerator/denominator published for roll-ups."""
+class Row(NamedTuple):
+    """One indicator value for one window and scope; numerator/denominator published for roll-ups.
+
+    A named tuple: a snapshot makes ~400 of them (a year's hourly replay, millions), and a tuple is built in C where
+    a frozen dataclass sets each field through ``object.__setattr__``; a snapshot row is this row's fields plus three
+    (:meth:`streams.aggregator.Aggregator.snapshot_rows`)."""
 
     indicator: str
     window: str
