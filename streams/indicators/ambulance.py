@@ -53,20 +53,32 @@ def _handover_tallies(scopes: Scopes, incidents: Iterable[IncidentFact]) -> Coun
     per threshold and ``lost_us`` beyond the 15-minute guidance.
 
     Durations are summed as whole microseconds, so a window's total is exact whatever order its days and facts are
-    added in (float minutes summed per day, then across days, would depend on which days were cached).
+    added in (float minutes summed per day, then across days, would depend on which days were cached). Each
+    receiving site's sums are taken first and spread over its scopes once (a snapshot summarises today afresh).
     """
-    counts: Counter[tuple] = Counter()
     guidance_us = HANDOVER_GUIDANCE_S * 1_000_000
+    limits_us = [limit * MICROSECONDS_PER_MINUTE for limit in HANDOVER_THRESHOLDS_MIN]
+    by_site: dict[str | None, list[int]] = {}  # receiving site -> [n, us, lost_us, over each threshold...]
     for f in incidents:
         us = (f.handover_at - f.at_hospital) // MICROSECOND  # type: ignore[operator]
-        over = [f"over_{limit}" for limit in HANDOVER_THRESHOLDS_MIN if us > limit * MICROSECONDS_PER_MINUTE]
-        lost = max(0, us - guidance_us)
-        for key in scopes.handover_keys(f.hospital_site):
-            counts[(key, "n")] += 1
+        sums = by_site.get(f.hospital_site)
+        if sums is None:
+            sums = by_site[f.hospital_site] = [0] * (3 + len(limits_us))
+        sums[0] += 1
+        sums[1] += us
+        sums[2] += max(0, us - guidance_us)
+        for i, limit_us in enumerate(limits_us, start=3):
+            if us > limit_us:
+                sums[i] += 1
+    counts: Counter[tuple] = Counter()
+    for site, (n, us, lost, *over) in by_site.items():
+        for key in scopes.handover_keys(site):
+            counts[(key, "n")] += n
             counts[(key, "us")] += us
             counts[(key, "lost_us")] += lost
-            for measure in over:
-                counts[(key, measure)] += 1
+            for limit, k in zip(HANDOVER_THRESHOLDS_MIN, over, strict=True):
+                if k:
+                    counts[(key, f"over_{limit}")] += k
     return counts
 
 

@@ -46,23 +46,26 @@ def _ratio(indicator: str, window: str, scopes: Scopes, num: Counter, den: Count
 def _drd_tallies(scopes: Scopes, spells: Iterable[SpellFact]) -> Counter[tuple]:
     """Per (measure, scope key), over the discharges that count for the DRD indicators: ``total``, ``on_time``
     (discharged on or before the DRD), the same two for pathway 0 (``total_p0``, ``on_time_p0``), ``delayed``
-    and ``delay_days``."""
+    and ``delay_days``.
+
+    The discharges are first counted per (scope keys, delay, pathway 0), a few dozen groups a day, and each group is
+    spread over its scopes once: a snapshot summarises today's discharges afresh every time."""
+    groups: Counter[tuple] = Counter(
+        (scopes.bed_keys(s.org_code, s.site_code), delay_days(s), s.pathway == 0) for s in spells if counts_for_drd(s)
+    )
     counts: Counter[tuple] = Counter()
-    for s in spells:
-        if not counts_for_drd(s):
-            continue
-        delay = delay_days(s)
+    for (keys, delay, pathway_0), n in groups.items():
         measures = ["total"]
         if delay == 0:
             measures.append("on_time")
-        if s.pathway == 0:
+        if pathway_0:
             measures.extend(("total_p0", "on_time_p0") if delay == 0 else ("total_p0",))
-        for key in scopes.bed_keys(s.org_code, s.site_code):
+        for key in keys:
             for measure in measures:
-                counts[(measure, key)] += 1
+                counts[(measure, key)] += n
             if delay:
-                counts[("delayed", key)] += 1
-                counts[("delay_days", key)] += delay
+                counts[("delayed", key)] += n
+                counts[("delay_days", key)] += delay * n
     return counts
 
 
