@@ -354,6 +354,28 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+MAX_SHARED_FIELDS_SETS = 4096
+"""Bound on the distinct sets shared (a type has a few dozen in practice; odd input past it keeps its own)."""
+
+
+def _share_fields_set(event: Event) -> Event:
+    """The event with its ``__pydantic_fields_set__`` swapped for the one equal set every such event shares.
+
+    pydantic gives each instance its own set of the fields the input named: 728 bytes for the usual 7-14 fields, more
+    than half of what a parsed event holds, and a replay holds millions (a year of one ICB: peak memory 3.5 -> 2.1 GB).
+    Sharing is safe because events are frozen: pydantic adds to the set only on assignment, and ``model_copy`` copies
+    it first. It stays a ``set`` (pydantic's serializer refuses a frozenset)."""
+    fields_set = event.__pydantic_fields_set__
+    key = frozenset(fields_set)
+    shared = _SHARED_FIELDS_SETS.get(key)
+    if shared is not None:
+        object.__setattr__(event, "__pydantic_fields_set__", shared)
+    elif len(_SHARED_FIELDS_SETS) < MAX_SHARED_FIELDS_SETS:
+        _SHARED_FIELDS_SETS[key] = fields_set
+    return event
+
+
 def parse_event(raw: bytes | str | dict[str, Any] | None, *, now: dt.datetime | None = None) -> Event:
     """Validate one event from JSON bytes/str or a dict; raise :class:`EventRejected` naming the field.
 
@@ -367,7 +389,7 @@ def parse_event(raw: bytes | str | dict[str, Any] | None, *, now: dt.datetime | 
         size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
         if size > MAX_EVENT_BYTES:
             raise EventRejected(f"event: record of {size} bytes is over the {MAX_EVENT_BYTES} byte limit")
-        event = _validate_json(raw)
+        event = _share_fields_set(_validate_json(raw))
     except ValidationError as exc:
         raise EventRejected(describe_error(exc)) from None
     except EventRejected:
