@@ -16,7 +16,7 @@ import datetime as dt
 
 from schemas.config import PlatformConfig, Target
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
-from streams.clock import local_date, month_bounds
+from streams.clock import local_date, local_midnight, month_bounds
 from streams.date_index import DateIndex
 from streams.facts import AttendanceFact, Fact, FactKind, IncidentFact, SpellFact
 from streams.indicators import ambulance, beds, discharge, ed, opel
@@ -63,9 +63,11 @@ def _times(fact: Fact) -> tuple[dt.datetime | None, ...]:
     return (fact.declared_at,)
 
 
-def evictable(kind: FactKind, fact: Fact, before: dt.date) -> bool:
-    """A fact no window from the horizon ``before`` on can read: not live and every instant of it before ``before``."""
-    return not is_live(kind, fact) and all(t is None or local_date(t) < before for t in _times(fact))
+def evictable(kind: FactKind, fact: Fact, before: dt.datetime) -> bool:
+    """A fact no window from the horizon on can read: not live and every instant of it before ``before``, the UTC
+    instant the horizon's local day starts (an instant before it has an earlier local date: one comparison per
+    instant instead of a time zone conversion)."""
+    return not is_live(kind, fact) and all(t is None or t < before for t in _times(fact))
 
 
 class Aggregator:
@@ -123,11 +125,12 @@ class Aggregator:
             return 0
         self.evictions += 1
         before = self.horizon = horizon(self.clock)
+        starts = local_midnight(before)
         today = local_date(self.clock)
         self._horizon_moves_at = month_bounds(today.year, today.month)[1]
         gone: set[tuple[FactKind, str]] = set()
         for kind, facts in list(self.facts.items()):  # new dicts: a dict's table never shrinks on deletion
-            kept = self.facts[kind] = {e: fact for e, fact in facts.items() if not evictable(kind, fact, before)}
+            kept = self.facts[kind] = {e: fact for e, fact in facts.items() if not evictable(kind, fact, starts)}
             gone.update((kind, entity_id) for entity_id in facts.keys() - kept.keys())
         for index in (
             self.ed_departed,

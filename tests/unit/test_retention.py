@@ -188,6 +188,18 @@ def test_the_aggregator_drops_closed_facts_and_old_buckets_once_the_horizon_move
     assert agg.evictions == 3
 
 
+def test_eviction_reads_the_horizon_as_a_local_day_in_summer_time() -> None:
+    """The horizon 1 June starts at 31 May 23:00 UTC (BST): an attendance that departed at 23:30 UTC departed on
+    1 June locally and is kept; one that departed at 22:59 UTC (23:59 on 31 May) is dropped."""
+    worker = Worker(retention=None)
+    worker.feed(ed_attendance("june", "2026-05-31T21:00+00:00", "2026-05-31T23:30+00:00"))
+    worker.feed(ed_attendance("may", "2026-05-31T20:00+00:00", "2026-05-31T22:59+00:00"))
+    worker.feed(ed_attendance("july", "2026-07-01T09:00", "2026-07-01T10:00"))  # 1 July: the horizon moves
+    agg = worker.aggregator
+    assert agg.horizon == dt.date(2026, 6, 1)
+    assert set(agg.facts["ed"]) == {"june", "july"}
+
+
 def test_live_facts_are_never_dropped_however_old() -> None:
     worker = Worker()
     ever = Worker(retention=None, evict=False)
