@@ -89,10 +89,11 @@ class EventLines:
     rows: int
 
 
-def event_lines(topic: str, items: Sequence[tuple[Envelope, int, int]]) -> EventLines:
+def event_lines(topic: str, items: Sequence[tuple[Envelope, int, int]], *, unique: bool = False) -> EventLines:
     """(event, kafka partition, kafka offset) rows of one topic as one TabSeparatedRaw block, the first copy per
     :func:`raw_key` only: the Python half of :meth:`Store.insert_events` (a bulk load builds it on its own thread and
-    hands the insert to a writer thread).
+    hands the insert to a writer thread). ``unique``: the caller kept only the first copy per key already (a bulk
+    load does, to evaluate them), so the check is not made twice.
 
     One line per event: partition, offset and the canonical JSON (which escapes tabs and newlines, so it never breaks
     a line). The raw table's columns are read out of the JSON by ClickHouse, in the materialized view behind the Null
@@ -101,13 +102,16 @@ def event_lines(topic: str, items: Sequence[tuple[Envelope, int, int]]) -> Event
     table = RAW_TABLE_OF_TOPIC.get(topic)
     if table is None:
         raise StoreError(f"unknown topic {topic!r}: expected one of {sorted(RAW_TABLE_OF_TOPIC)}")
-    seen: set[tuple[str, dt.datetime, str]] = set()
-    lines: list[bytes] = []
-    for event, partition, offset in items:
-        key = raw_key(event)
-        if key not in seen:
-            seen.add(key)
-            lines.append(b"%d\t%d\t%s\n" % (partition, offset, dump_event(event)))
+    if not unique:
+        seen: set[tuple[str, dt.datetime, str]] = set()
+        firsts = []
+        for item in items:
+            key = raw_key(item[0])
+            if key not in seen:
+                seen.add(key)
+                firsts.append(item)
+        items = firsts
+    lines = [b"%d\t%d\t%s\n" % (partition, offset, dump_event(event)) for event, partition, offset in items]
     return EventLines(table, b"".join(lines), len(lines))
 
 

@@ -9,6 +9,7 @@ Faust agents (:class:`streams.engine.Engine`).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from streams.engine import Engine
 INSERT_CHUNK = 50_000
 EVENT_TIME_ORDER = attrgetter("occurred_at", "event_id")
 """The history's order: event time, then event id (in C: a lambda here was ~1 µs per event of a replay)."""
+OCCURRED_AT = attrgetter("occurred_at")
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, done, total)"""
 
@@ -83,7 +85,7 @@ def load_files(
     def flush() -> None:
         nonlocal rejects
         for topic, items in by_topic.items():  # the lines here, the insert (ClickHouse's work) on the writer thread
-            writes.submit(store.insert_event_lines, event_lines(topic, items))
+            writes.submit(store.insert_event_lines, event_lines(topic, items, unique=True))
         by_topic.clear()
         if rejects:
             writes.submit(store.insert_deadletters, rejects)
@@ -158,9 +160,7 @@ def evaluate_history(
     times = _boundaries(first, last, every)
     with paused_gc():  # the engine's state is millions of long-lived objects: see paused_gc
         for n, t in enumerate(times, start=1):
-            j = i
-            while j < len(events) and events[j].occurred_at <= t:
-                j += 1
+            j = bisect.bisect_right(events, t, lo=i, key=OCCURRED_AT)  # the events up to t, in event-time order
             engine.ingest(events[i:j])
             i = j
             batch = engine.snapshot_rows(t)
