@@ -28,6 +28,7 @@ import datetime as dt
 import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from schemas import events as ev
 from schemas.config import Icb
@@ -64,17 +65,32 @@ SWEEP_EVERY = dt.timedelta(hours=1)
 """Event time between two sweeps of one tracker (a sweep inside the hour returns at once)."""
 
 
+EVENT_ORDER = attrgetter("occurred_at", "event_id")
+"""The order of an entity's events (and of a replay's history): event time, then event id."""
+
+
 @dataclass(slots=True)
 class _Entity:
-    keys: list[tuple[dt.datetime, str]] = field(default_factory=list)
+    """One entity's events and fact. Lean on purpose: a replay holds every entity of a year (an ICB's ~500,000)."""
+
     events: list[ev.Envelope] = field(default_factory=list)
+    """Sorted by :data:`EVENT_ORDER`."""
     fact: Fact | None = None
     opened: bool = False
     orphan_reported: bool = False
     excluded: list[ev.EdDeparted] = field(default_factory=list)
     """Departures timed before the attendance's arrival: kept aside (not derived from), still duplicates."""
-    ids: set[str] = field(default_factory=set)
-    """Every event id in ``events`` and ``excluded`` (events only move between the two): the duplicate check."""
+    ids: list[str] = field(default_factory=list)
+    """Every event id in ``events`` and ``excluded`` (events only move between the two): the duplicate check. A
+    list: an entity has a handful of events, which a list holds in 8 bytes each where a set took 216-728 bytes."""
+
+    def insert(self, event: ev.Envelope) -> None:
+        """Put an event in its place in :attr:`events` (usually the end: events mostly come in order)."""
+        events = self.events
+        if not events or EVENT_ORDER(events[-1]) <= EVENT_ORDER(event):
+            events.append(event)
+        else:
+            events.insert(bisect.bisect_left(events, EVENT_ORDER(event), key=EVENT_ORDER), event)
 
     @property
     def evidence(self) -> int:
@@ -87,7 +103,7 @@ class _Entity:
 
     def latest(self) -> dt.datetime:
         """The latest ``occurred_at`` held, excluded departures included (an entity always holds an event)."""
-        last = self.keys[-1][0] if self.keys else self.excluded[0].occurred_at
+        last = self.events[-1].occurred_at if self.events else self.excluded[0].occurred_at
         for departure in self.excluded:  # almost always none
             last = max(last, departure.occurred_at)
         return last
@@ -225,7 +241,7 @@ class EntityTracker:
             entity = self._entities[kind][entity_id] = _Entity(opened=kind not in OPENERS)
         if event.event_id in entity.ids:
             return None  # a duplicate, or the same id redelivered with another time: first copy wins
-        entity.ids.add(event.event_id)
+        entity.ids.append(event.event_id)
         if self.clock is None or event.occurred_at > self.clock:
             self.clock = event.occurred_at
         if topic not in self.topic_clocks or event.occurred_at > self.topic_clocks[topic]:
@@ -239,10 +255,7 @@ class EntityTracker:
                 if report and self.on_reject is not None:
                     self.on_reject(event, departure_reason(event, arrival))
                 return kind, entity_id  # evidence grew: an update with the same fact is harmless
-        sort_key = (event.occurred_at, event.event_id)
-        i = bisect.bisect_left(entity.keys, sort_key)
-        entity.keys.insert(i, sort_key)
-        entity.events.insert(i, event)
+        entity.insert(event)
         if kind in OPENERS:
             self._track_opening(kind, entity_id, entity, event)
         if isinstance(event, ev.EdArrived):
@@ -268,16 +281,12 @@ class EntityTracker:
         valid_again = [e for e in entity.excluded if e.occurred_at >= arrival]
         for i in reversed(early):
             departure = entity.events.pop(i)
-            del entity.keys[i]
             entity.excluded.append(departure)  # type: ignore[arg-type]
             if report and self.on_reject is not None:
                 self.on_reject(departure, departure_reason(departure, arrival) + " (the arrival was delivered later)")
         for departure in valid_again:
             entity.excluded.remove(departure)
-            sort_key = (departure.occurred_at, departure.event_id)
-            i = bisect.bisect_left(entity.keys, sort_key)
-            entity.keys.insert(i, sort_key)
-            entity.events.insert(i, departure)
+            entity.insert(departure)
 
     def orphans(self, after: dt.timedelta) -> list[Orphan]:
         """Entities still without their opening event once their opener topic's event clock is ``after`` past
