@@ -4,8 +4,9 @@ England's live state, in the issue's terms: ~100,000 open inpatient spells, 15,0
 ambulance incidents. The engine (stage-1 :class:`~streams.entities.EntityTracker` + stage-2
 :class:`~streams.aggregator.Aggregator`, as in the Faust worker) is filled with that many *open* entities, each a
 copy of a real open entity of a simulated LLR day (so each carries a realistic event history: admission, transfers,
-ready dates, referrals...), under fresh ids. Measured: the RSS growth of the process while the state is built (the
-events themselves are part of the state: the tracker keeps every event of an entity).
+ready dates, referrals...), under fresh ids, parsed from its bytes as the worker parses what it reads from a topic.
+Measured: the RSS growth of the process while the state is built (the events themselves are part of the state: the
+tracker keeps every event of an entity).
 
 Then, with ``--months`` (details ``retention``): a worker's state over time. ``--months`` of the simulated ICB go
 through stage 1 and 2 as in the worker (events parsed from their bytes, batches of 2,000, orphan and retention
@@ -26,6 +27,8 @@ import gc
 import itertools
 import time
 import tracemalloc
+
+import orjson
 
 from bench.common import SIM_START, Figure, Result, rss_bytes, simulated
 
@@ -49,11 +52,15 @@ KEY_FIELD = {"spell": "spell_id", "ed": "attendance_id", "ambulance": "incident_
 
 
 def _clones(templates: list[list], kind: str, n: int):  # noqa: ANN202
-    """``n`` entities: the templates cycled, each copy with fresh entity and event ids."""
+    """``n`` entities: the templates cycled, each copy with fresh entity and event ids, parsed from its bytes as the
+    worker parses what it reads from a topic (so each event is held as the worker holds it)."""
+    from schemas.events import dump_event, parse_event
+
     key = KEY_FIELD[kind]
-    for k, events in zip(range(n), itertools.cycle(templates), strict=False):
+    records = [[orjson.loads(dump_event(e)) for e in events] for events in templates]
+    for k, events in zip(range(n), itertools.cycle(records), strict=False):
         new_id = f"{kind[:2]}-bench-{k}"
-        yield [e.model_copy(update={key: new_id, "event_id": f"{e.event_id}-{k}"}) for e in events]
+        yield [parse_event(orjson.dumps({**r, key: new_id, "event_id": f"{r['event_id']}-{k}"})) for r in events]
 
 
 RETENTION_BATCH = 2000
