@@ -86,11 +86,11 @@ class _Entity:
 
     def insert(self, event: ev.Envelope) -> None:
         """Put an event in its place in :attr:`events` (usually the end: events mostly come in order)."""
-        events = self.events
-        if not events or EVENT_ORDER(events[-1]) <= EVENT_ORDER(event):
+        events, key = self.events, EVENT_ORDER(event)
+        if not events or EVENT_ORDER(events[-1]) <= key:
             events.append(event)
         else:
-            events.insert(bisect.bisect_left(events, EVENT_ORDER(event), key=EVENT_ORDER), event)
+            events.insert(bisect.bisect_left(events, key, key=EVENT_ORDER), event)
 
     @property
     def evidence(self) -> int:
