@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from clickhouse.migrate import available_migrations, migrate
-from clickhouse.store import INSERT_POINT_OF_RAW_TABLE, DeadLetter, Store, StoreError, mask_dsn, open_store, parse_dsn
+from clickhouse.store import (
+    INSERT_POINT_OF_RAW_TABLE,
+    DeadLetter,
+    FirstCopies,
+    Store,
+    StoreError,
+    mask_dsn,
+    open_store,
+    parse_dsn,
+    raw_key,
+)
 from schemas.events import dump_event, parse_event
 from schemas.indicators import IndicatorSnapshot
 
@@ -251,6 +261,21 @@ def test_first_copy_wins(store: Store) -> None:
     assert store.query_rows("SELECT source, kafka_offset FROM scc.raw_ed FINAL") == [("FIRST", 1)]
     store.command("OPTIMIZE TABLE scc.raw_ed FINAL")
     assert store.query_rows("SELECT source FROM scc.raw_ed") == [("FIRST",)]
+
+
+def test_first_copies_keep_one_event_per_raw_key_in_the_order_offered() -> None:
+    """Looked up by event id first: copies of an id with another time are events of their own (as in the raw
+    tables), a copy of the same key is not, and neither is the same object offered twice."""
+    first = _ed_arrived("dup")
+    redelivered = _ed_arrived("dup", source="SECOND")
+    later = _ed_arrived("dup", "2026-05-05T11:00:00+01:00")
+    later_again = _ed_arrived("dup", "2026-05-05T11:00:00+01:00", source="THIRD")
+    other = _ed_arrived("other")
+    offered = [first, redelivered, later, first, other, later_again, other]
+    copies = FirstCopies()
+    kept = [event for event in offered if copies.add(event)]
+    assert kept == [first, later, other]
+    assert [raw_key(e) for e in kept] == list(dict.fromkeys(raw_key(e) for e in offered))
 
 
 def test_unknown_topic(store: Store) -> None:
