@@ -354,9 +354,11 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-_SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-MAX_SHARED_FIELDS_SETS = 4096
-"""Bound on the distinct sets shared (a type has a few dozen in practice; odd input past it keeps its own)."""
+_SHARED_FIELDS_SETS: dict[type, list[set[str]]] = {}
+"""The shared sets of each event type, in the order first seen (the commonest first, in practice)."""
+MAX_SHARED_FIELDS_SETS = 32
+"""Bound on the sets shared per event type (a year of one ICB has 1 or 2 per type; odd input past it keeps its own,
+and a lookup compares at most this many sets)."""
 
 
 def _share_fields_set(event: Event) -> Event:
@@ -365,14 +367,18 @@ def _share_fields_set(event: Event) -> Event:
     pydantic gives each instance its own set of the fields the input named: 728 bytes for the usual 7-14 fields, more
     than half of what a parsed event holds, and a replay holds millions (a year of one ICB: peak memory 3.5 -> 2.1 GB).
     Sharing is safe because events are frozen: pydantic adds to the set only on assignment, and ``model_copy`` copies
-    it first. It stays a ``set`` (pydantic's serializer refuses a frozenset)."""
+    it first. It stays a ``set`` (pydantic's serializer refuses a frozenset). The shared sets are found by comparing
+    with the type's few (cheaper than hashing a frozenset of the fields per event: 0.27 against 0.40 µs)."""
     fields_set = event.__pydantic_fields_set__
-    key = frozenset(fields_set)
-    shared = _SHARED_FIELDS_SETS.get(key)
-    if shared is not None:
-        object.__setattr__(event, "__pydantic_fields_set__", shared)
-    elif len(_SHARED_FIELDS_SETS) < MAX_SHARED_FIELDS_SETS:
-        _SHARED_FIELDS_SETS[key] = fields_set
+    shared_sets = _SHARED_FIELDS_SETS.get(type(event))
+    if shared_sets is None:
+        shared_sets = _SHARED_FIELDS_SETS[type(event)] = []
+    for shared in shared_sets:
+        if shared == fields_set:
+            object.__setattr__(event, "__pydantic_fields_set__", shared)
+            return event
+    if len(shared_sets) < MAX_SHARED_FIELDS_SETS:
+        shared_sets.append(fields_set)
     return event
 
 
