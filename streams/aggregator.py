@@ -51,23 +51,34 @@ def is_live(kind: FactKind, fact: Fact | None) -> bool:
     return True
 
 
-def _times(fact: Fact) -> tuple[dt.datetime | None, ...]:
-    """Every instant of a fact (the dates it is indexed by among them)."""
+def _all_before(fact: Fact, before: dt.datetime) -> bool:
+    """Whether every instant of a fact (the dates it is indexed by among them) is before ``before``. Written out per
+    type: a generator over a tuple of the instants cost ~1 µs per fact, and the monthly eviction reads every fact."""
     if isinstance(fact, AttendanceFact):
-        return fact.arrival, fact.clock_start, fact.departure
+        return (
+            fact.arrival < before and fact.clock_start < before and (fact.departure is None or fact.departure < before)
+        )
     if isinstance(fact, IncidentFact):
-        return fact.clock_start, fact.stop, fact.at_hospital, fact.handover_at
+        return (
+            (fact.clock_start is None or fact.clock_start < before)
+            and (fact.stop is None or fact.stop < before)
+            and (fact.at_hospital is None or fact.at_hospital < before)
+            and (fact.handover_at is None or fact.handover_at < before)
+        )
     if isinstance(fact, SpellFact):
-        refs = fact.referrals
-        return fact.admitted_at, fact.discharged_at, *(r.made_at for r in refs), *(r.plan_at for r in refs)
-    return (fact.declared_at,)
+        return (
+            fact.admitted_at < before
+            and (fact.discharged_at is None or fact.discharged_at < before)
+            and all(r.made_at < before and (r.plan_at is None or r.plan_at < before) for r in fact.referrals)
+        )
+    return fact.declared_at < before
 
 
 def evictable(kind: FactKind, fact: Fact, before: dt.datetime) -> bool:
     """A fact no window from the horizon on can read: not live and every instant of it before ``before``, the UTC
     instant the horizon's local day starts (an instant before it has an earlier local date: one comparison per
     instant instead of a time zone conversion)."""
-    return not is_live(kind, fact) and all(t is None or t < before for t in _times(fact))
+    return not is_live(kind, fact) and _all_before(fact, before)
 
 
 class Aggregator:
@@ -90,7 +101,8 @@ class Aggregator:
         """The open spells as the bed indicators count them (kept with :attr:`open_spells`)."""
         self.spells_discharged = DateIndex()
         self.referrals_made = DateIndex()
-        self.evidence: dict[tuple[FactKind, str], int] = {}
+        self.evidence: dict[FactKind, dict[str, int]] = {kind: {} for kind in self.facts}
+        """How many events are behind each entity's fact, by kind (no (kind, id) tuple per entity: see :meth:`apply`)."""
         self.clock: dt.datetime | None = None
         self.version = 0
         """Bumped on every change: lets the stream emit snapshots on change."""
@@ -100,7 +112,7 @@ class Aggregator:
         """How many times :meth:`evict` ran (once per local month of event clock when driven by :meth:`observe`)."""
         self._horizon_moves_at: dt.datetime | None = None
         """Start of the local month after the last eviction's clock: the horizon moves then, not before."""
-        self._factless: set[tuple[FactKind, str]] = set()
+        self._factless: dict[FactKind, set[str]] = {kind: set() for kind in self.facts}
         """Evidence entries without a fact (cancelled entities) at the last eviction and not cancelled again since:
         their evidence is dropped at the next one, so a cancellation is remembered for at least a month."""
 
@@ -128,10 +140,16 @@ class Aggregator:
         starts = local_midnight(before)
         today = local_date(self.clock)
         self._horizon_moves_at = month_bounds(today.year, today.month)[1]
-        gone: set[tuple[FactKind, str]] = set()
+        dropped = 0
         for kind, facts in list(self.facts.items()):  # new dicts: a dict's table never shrinks on deletion
             kept = self.facts[kind] = {e: fact for e, fact in facts.items() if not evictable(kind, fact, starts)}
-            gone.update((kind, entity_id) for entity_id in facts.keys() - kept.keys())
+            gone = facts.keys() - kept.keys()
+            dropped += len(gone)
+            factless = self._factless[kind]
+            evidence = self.evidence[kind] = {
+                e: n for e, n in self.evidence[kind].items() if e not in gone and (e in kept or e not in factless)
+            }
+            self._factless[kind] = {e for e in evidence if e not in kept}
         for index in (
             self.ed_departed,
             self.ed_arrived,
@@ -141,13 +159,7 @@ class Aggregator:
             self.referrals_made,
         ):
             index.drop_before(before)
-        self.evidence = {
-            key: n
-            for key, n in self.evidence.items()
-            if key not in gone and (key[1] in self.facts[key[0]] or key not in self._factless)
-        }
-        self._factless = {key for key in self.evidence if key[1] not in self.facts[key[0]]}
-        return len(gone)
+        return dropped
 
     def apply(self, kind: FactKind, entity_id: str, fact: Fact | None, evidence: int | None = None) -> None:
         """Replace an entity's fact (None removes it); idempotent.
@@ -156,12 +168,12 @@ class Aggregator:
         ignored, so updates may arrive in any order (see :class:`streams.entities.FactUpdate`).
         """
         if evidence is not None:
-            held = self.evidence.get((kind, entity_id), -1)
-            if evidence < held:
+            evidence_of = self.evidence[kind]
+            if evidence < evidence_of.get(entity_id, -1):
                 return
-            self.evidence[(kind, entity_id)] = evidence
+            evidence_of[entity_id] = evidence
             if fact is None:
-                self._factless.discard((kind, entity_id))  # cancelled now: remember it a full month again
+                self._factless[kind].discard(entity_id)  # cancelled now: remember it a full month again
         facts = self.facts[kind]
         old = facts.get(entity_id)
         if old == fact:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Iterable
@@ -47,11 +48,11 @@ from connectors.simulator import simulate
 from schemas import events as ev
 from schemas.events import EventRejected, dump_event
 from schemas.settings import Settings
-from streams.aggregator import Aggregator, horizon, is_live
+from streams.aggregator import Aggregator, evictable, horizon, is_live
 from streams.clock import calendar_windows, last_60m
 from streams.engine import Engine
 from streams.entities import TOPICS_OF_KIND, EntityTracker
-from streams.facts import batch_from_wire
+from streams.facts import AttendanceFact, IncidentFact, Referral, SpellFact, batch_from_wire
 from streams.intake import EntityStage
 from streams.metrics import PipelineMetrics
 from streams.topics import DEADLETTER, FACTS, INPUT_TOPICS
@@ -180,12 +181,67 @@ def test_the_aggregator_drops_closed_facts_and_old_buckets_once_the_horizon_move
     worker.feed(ed_attendance("mar", "2026-03-01T00:30", "2026-03-01T01:00"))  # the horizon moves to 1 February
     assert agg.evictions == 3 and agg.horizon == dt.date(2026, 2, 1)
     assert set(agg.facts["ed"]) == {"feb", "spans", "mar"}
-    assert ("ed", "jan") not in agg.evidence and ("ed", "feb") in agg.evidence
+    assert "jan" not in agg.evidence["ed"] and "feb" in agg.evidence["ed"]
     assert min(agg.ed_arrived.buckets) == dt.date(2026, 2, 20)  # 31 January's bucket went whole ("spans" too)
     assert min(agg.ed_departed.buckets) == dt.date(2026, 2, 1)
     for k in range(30):  # the clock moves on within March: no more evictions (one per local month)
         worker.feed([ed_handover("mar", when("2026-03-02T00:00") + dt.timedelta(hours=k))])
     assert agg.evictions == 3
+
+
+HORIZON_STARTS = when("2026-03-01T00:00")
+EARLIER = HORIZON_STARTS - dt.timedelta(days=10)
+CLOSED_FACTS = [
+    ("ed", AttendanceFact("a", "RWE", "RWEAA", "1", EARLIER, EARLIER, EARLIER)),
+    ("ambulance", IncidentFact("i", "RX9", EARLIER, EARLIER, 2, "RWEAA", EARLIER, EARLIER)),
+    (
+        "spell",
+        SpellFact(
+            "s",
+            "RWE",
+            None,
+            EARLIER,
+            EARLIER,
+            "adult_ga",
+            False,
+            None,
+            None,
+            False,
+            None,
+            (
+                Referral("r1", 1, EARLIER, None),
+                Referral("r2", 2, EARLIER, EARLIER),
+            ),
+        ),
+    ),
+]
+
+
+def _one_instant_moved_to(fact: object, at: dt.datetime) -> list[tuple[str, object]]:
+    """Copies of a fact, each with one of its instants moved to ``at`` (named), the rest unchanged."""
+    names = {
+        AttendanceFact: ("arrival", "clock_start", "departure"),
+        IncidentFact: ("clock_start", "stop", "at_hospital", "handover_at"),
+        SpellFact: ("admitted_at", "discharged_at"),
+    }[type(fact)]
+    copies = [(name, dataclasses.replace(fact, **{name: at})) for name in names]  # type: ignore[call-overload]
+    for k, ref in enumerate(getattr(fact, "referrals", ())):
+        for name in ("made_at", "plan_at"):
+            refs = list(fact.referrals)  # type: ignore[attr-defined]
+            refs[k] = dataclasses.replace(ref, **{name: at})
+            copies.append((f"referrals[{k}].{name}", dataclasses.replace(fact, referrals=tuple(refs))))  # type: ignore[call-overload]
+    return copies
+
+
+@pytest.mark.parametrize(("kind", "fact"), CLOSED_FACTS, ids=[kind for kind, _ in CLOSED_FACTS])
+def test_a_closed_fact_is_evictable_only_when_every_instant_of_it_is_before_the_horizon(
+    kind: str, fact: object
+) -> None:
+    """Each type's instants are compared one by one (no generic tuple of them): every one of them must count."""
+    assert evictable(kind, fact, HORIZON_STARTS)  # type: ignore[arg-type]
+    for name, moved in _one_instant_moved_to(fact, HORIZON_STARTS):
+        assert not evictable(kind, moved, HORIZON_STARTS), name  # type: ignore[arg-type]
+        assert evictable(kind, moved, HORIZON_STARTS + dt.timedelta(microseconds=1)), name  # type: ignore[arg-type]
 
 
 def test_eviction_reads_the_horizon_as_a_local_day_in_summer_time() -> None:
@@ -236,11 +292,11 @@ def test_a_cancelled_entitys_evidence_is_kept_for_a_month_then_dropped() -> None
     agg = worker.aggregator
     worker.feed([ed_arrived("X", "2026-01-20T10:00")])
     worker.feed([ed_cancelled("X", "2026-01-20T10:05")])
-    assert "X" not in agg.facts["ed"] and agg.evidence[("ed", "X")] == 2  # a stale update (1 event) stays ignored
+    assert "X" not in agg.facts["ed"] and agg.evidence["ed"]["X"] == 2  # a stale update (1 event) stays ignored
     worker.feed(traffic("2026-01-21T00:00", 12, amb=False, adt=False))  # 1 February: the first eviction after
-    assert agg.evidence[("ed", "X")] == 2
+    assert agg.evidence["ed"]["X"] == 2
     worker.feed(traffic("2026-02-02T00:00", 28, amb=False, adt=False))  # 1 March: dropped
-    assert agg.horizon == dt.date(2026, 2, 1) and ("ed", "X") not in agg.evidence
+    assert agg.horizon == dt.date(2026, 2, 1) and "X" not in agg.evidence["ed"]
 
 
 # --- stage 1: the tracker ----------------------------------------------------------------------------------------
@@ -537,7 +593,8 @@ def test_months_of_events_evict_and_the_state_stops_growing() -> None:
     for kind in ("ed", "ambulance", "spell"):
         assert len(agg.facts[kind]) < len(keeping.aggregator.facts[kind])
     assert min(agg.ed_departed.buckets) >= agg.horizon
-    assert len(agg.evidence) < len(keeping.aggregator.evidence) * 0.6
+    evidence_held = [sum(map(len, a.evidence.values())) for a in (agg, keeping.aggregator)]
+    assert evidence_held[0] < evidence_held[1] * 0.6
 
 
 def test_every_indicator_is_the_same_with_and_without_eviction() -> None:
