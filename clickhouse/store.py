@@ -43,6 +43,11 @@ raw table."""
 
 _LINE_COLUMNS = ("kafka_partition", "kafka_offset", "payload")
 """Columns of the raw tables' insert points, ``raw_<topic>_lines`` (migration 007)."""
+_LINE_INSERT_SETTINGS = {"optimize_on_insert": 0}
+"""No merging pass over each inserted block (it applies to the views' inserts too): a block of lines holds one copy
+per raw key (:func:`event_lines` drops the others) and a view's block one row per entity (it groups by the entity), so
+the pass would merge nothing; skipping it costs ClickHouse ~0.3-0.6 µs less per event (bench/analysis.md, replay).
+Copies across inserts collapse as ever, in background merges or ``FINAL``."""
 _SNAPSHOT_COLUMNS = tuple(IndicatorSnapshot.model_fields)
 _DEADLETTER_COLUMNS = ("received_at", "source_topic", "partition", "offset", "reason", "raw")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -283,6 +288,7 @@ class Store:
             self.table(INSERT_POINT_OF_RAW_TABLE[batch.table]),
             _LINE_COLUMNS,
             insert_block=batch.block,
+            settings=_LINE_INSERT_SETTINGS,
             fmt="TabSeparatedRaw",
         )
 
