@@ -1,8 +1,9 @@
 """Run every benchmark, one after another, and write ``docs/performance.md``.
 
 Each benchmark runs in its own process (chDB allows one store per process, and a fresh interpreter keeps memory
-figures honest) and leaves a JSON result in ``var/bench/``; the results table is built from those files, so
-``--only``/``--skip`` can refresh some figures and keep the others.
+figures honest) and leaves a JSON result in ``bench/results/`` (committed); the results table is built from those
+files, so ``--only``/``--skip`` can refresh some figures and keep the others. ``--quick`` (small sizes, a smoke run)
+keeps its results and its page under ``var/bench/quick/``, away from the committed ones.
 
 Run: ``python -m bench.all [--quick] [--only replay,memory] [--skip queries] [--report-only]``
 """
@@ -18,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import RESULTS_DIR, machine
+from bench.common import RESULTS_DIR, RESULTS_ENV, machine
 
 DOC = Path("docs/performance.md")
-PROFILE_DOC = RESULTS_DIR / "profile.md"
+QUICK_DIR = Path("var/bench/quick")
 ANALYSIS = Path(__file__).with_name("analysis.md")  # hand-written: where the time goes, what to change
 
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
@@ -96,8 +97,6 @@ def render(results: dict[str, dict]) -> str:
             continue
         details = {k: v for k, v in results[name]["details"].items() if k not in ("profile_top", "queries")}
         lines += [f"### {name}", "", "```json", json.dumps(details, indent=1, default=str), "```", ""]
-    if PROFILE_DOC.exists():
-        lines += [PROFILE_DOC.read_text().rstrip(), ""]
     if "replay" in results and results["replay"]["details"].get("profile_top"):
         lines += [
             "### cProfile of the replay (top functions by own time)",
@@ -119,10 +118,10 @@ def _settle(below: float = 0.7, at_most_s: float = 150) -> None:
         time.sleep(10)
 
 
-def load_results() -> dict[str, dict]:
+def load_results(directory: Path = RESULTS_DIR) -> dict[str, dict]:
     results = {}
     for name in ORDER:
-        path = RESULTS_DIR / f"{name}.json"
+        path = directory / f"{name}.json"
         if path.exists():
             results[name] = json.loads(path.read_text())
     return results
@@ -136,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true", help="only rewrite docs/performance.md")
     args = parser.parse_args(argv)
     chosen = [n for n in ORDER if (not args.only or n in args.only.split(",")) and n not in args.skip.split(",")]
+    results_dir, doc = (QUICK_DIR, QUICK_DIR / "performance.md") if args.quick else (RESULTS_DIR, DOC)
+    env = {**os.environ, RESULTS_ENV: str(results_dir)}
     if not args.report_only:
         for name in chosen:
             default, quick = BENCHES[name]
@@ -143,11 +144,11 @@ def main(argv: list[str] | None = None) -> None:
             _settle()
             print(f"\n=== {' '.join(argv_[1:])}", flush=True)
             t = time.perf_counter()
-            code = subprocess.call(argv_)
+            code = subprocess.call(argv_, env=env)
             print(f"=== bench.{name}: exit {code} after {time.perf_counter() - t:.0f}s", flush=True)
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(render(load_results()))
-    print(f"wrote {DOC}")
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(render(load_results(results_dir)))
+    print(f"wrote {doc}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Shared pieces of the benchmarks: machine facts, result files, progress lines, a throw-away broker and store.
 
-Every benchmark writes one JSON result file under ``var/bench/`` (``bench.all`` turns them into
-``docs/performance.md``). A result holds one or more *figures*: a measured value next to its goal, so the table
+Every benchmark writes one JSON result file under ``bench/results/`` (committed: ``bench.all`` turns them into
+``docs/performance.md``, so a fresh clone can re-run some benchmarks and keep the others' results; ``bench.all
+--quick`` sends its small runs to ``var/bench/quick/`` instead). A result holds one or more *figures*: a measured value next to its goal, so the table
 says plainly whether a goal was reached.
 """
 
@@ -21,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-RESULTS_DIR = Path("var/bench")
+RESULTS_ENV = "SCC_BENCH_RESULTS"
+RESULTS_DIR = Path(os.environ.get(RESULTS_ENV, "bench/results"))
+"""Where each benchmark writes its result (``$SCC_BENCH_RESULTS`` overrides: ``bench.all --quick`` sets it)."""
 SIM_START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 
 
