@@ -1,9 +1,8 @@
-"""Stage 2 of the engine: the current fact of every entity, indexed by the local dates and hours the windows need.
+"""Stage 2 of the engine: the current fact of every entity, indexed by the local dates the windows need.
 
 Replacing an entity's fact re-indexes it, so a late correction moves it between days or out of every window.
-:meth:`Aggregator.snapshot` evaluates every indicator as of T from per-hour and per-day summaries of the buckets T's
-windows touch (:class:`streams.date_index.DateIndex`: an hour's and a day's summaries are reused until a fact in
-them changes).
+:meth:`Aggregator.snapshot` evaluates every indicator as of T from per-day summaries of the buckets T's windows
+touch (:class:`streams.date_index.DateIndex`: a day's summary is reused until a fact of that day changes).
 
 State stays bounded (docs/definitions.md, "Retention of closed entities"): no window as of the event clock or later
 reads a local date before :func:`horizon` (the first day of the previous calendar month: the ``month`` window's
@@ -24,6 +23,10 @@ from streams.indicators import ambulance, beds, discharge, ed, opel
 from streams.indicators.rows import Row
 from streams.indicators.scopes import Scopes
 from streams.status import judge
+
+
+def _day(ts: dt.datetime | None) -> dt.date | None:
+    return None if ts is None else local_date(ts)
 
 
 def horizon(clock: dt.datetime) -> dt.date:
@@ -190,16 +193,16 @@ class Aggregator:
             self._apply_spell(entity_id, old, fact)  # type: ignore[arg-type]
 
     def _apply_ed(self, entity_id: str, old: AttendanceFact | None, new: AttendanceFact | None) -> None:
-        self.ed_departed.put(entity_id, old and old.departure, new and new.departure, new)
-        self.ed_arrived.put(entity_id, old and old.arrival, new and new.arrival, new)
+        self.ed_departed.put(entity_id, old and _day(old.departure), new and _day(new.departure), new)
+        self.ed_arrived.put(entity_id, old and _day(old.arrival), new and _day(new.arrival), new)
         if is_live("ed", new):
             self.ed_in_department[entity_id] = new  # type: ignore[assignment]
         else:
             self.ed_in_department.pop(entity_id, None)
 
     def _apply_ambulance(self, entity_id: str, old: IncidentFact | None, new: IncidentFact | None) -> None:
-        self.amb_stopped.put(entity_id, old and old.stop, new and new.stop, new)
-        self.amb_handed_over.put(entity_id, old and old.handover_at, new and new.handover_at, new)
+        self.amb_stopped.put(entity_id, old and _day(old.stop), new and _day(new.stop), new)
+        self.amb_handed_over.put(entity_id, old and _day(old.handover_at), new and _day(new.handover_at), new)
         if is_live("ambulance", new):
             self.amb_waiting_handover[entity_id] = new  # type: ignore[assignment]
         else:
@@ -213,11 +216,11 @@ class Aggregator:
         else:
             self.open_spells.pop(entity_id, None)
             self.occupied_beds.replace(was_open, None)
-        self.spells_discharged.put(entity_id, old and old.discharged_at, new and new.discharged_at, new)
+        self.spells_discharged.put(entity_id, old and _day(old.discharged_at), new and _day(new.discharged_at), new)
         for ref in old.referrals if old else ():
-            self.referrals_made.put(f"{entity_id}/{ref.referral_id}", ref.made_at, None, None)
+            self.referrals_made.put(f"{entity_id}/{ref.referral_id}", _day(ref.made_at), None, None)
         for ref in new.referrals if new else ():
-            self.referrals_made.put(f"{entity_id}/{ref.referral_id}", None, ref.made_at, (new, ref))
+            self.referrals_made.put(f"{entity_id}/{ref.referral_id}", None, _day(ref.made_at), (new, ref))
 
     def rows(self, at: dt.datetime) -> list[Row]:
         """Every indicator value as of ``at`` (no targets yet)."""

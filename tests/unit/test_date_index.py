@@ -1,9 +1,9 @@
-"""Per-hour and per-day summaries of the aggregator's date buckets (streams/date_index.py).
+"""Per-day summaries of the aggregator's date buckets (streams/date_index.py).
 
-A snapshot reuses the summary of every hour and day its window covers whole until a fact of that hour changes.
-Pinned here: which days count as whole (23- and 25-hour days, each window's ends), that a cached hour is summarised
-again after a put into it or out of it (and no other hour is), that a T-dependent summary is cached only once
-settled, and — the point of it all — that an aggregator which has taken snapshots all along (warm caches, late corrections, cancellations, a clock
+A snapshot reuses the summary of every day its window covers whole until a fact of that day changes. Pinned here:
+which days count as whole (23- and 25-hour days, each window's ends), that a cached day is summarised again after
+a put into it or out of it, that a T-dependent summary is cached only once settled, and — the point of it all —
+that an aggregator which has taken snapshots all along (warm caches, late corrections, cancellations, a clock
 change, a month end) reports exactly what a fresh engine built from the same events reports.
 """
 
@@ -72,26 +72,26 @@ def test_a_whole_day_is_summarised_once_until_a_fact_moves_in_or_out() -> None:
 
     day = dt.date(2026, 3, 2)
     times = {"x": local_midnight(day) + dt.timedelta(hours=9), "y": local_midnight(day) + dt.timedelta(hours=10)}
-    index.put("a", None, times["x"], "x")
-    index.put("b", None, times["y"], "y")
+    index.put("a", None, day, "x")
+    index.put("b", None, day, "y")
     window = _day("mtd", dt.date(2026, 3, 1), dt.date(2026, 3, 3), local_midnight(dt.date(2026, 3, 3)) + HOUR)
     assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1})
     assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1})
-    assert calls == [1, 1]  # one summary per hour (09:00, 10:00); the second snapshot read the cache
-    was, times["y"] = times["y"], local_midnight(dt.date(2026, 3, 3)) + 2 * HOUR  # a correction: y to day 3, after T
-    index.put("b", was, times["y"], "y")
+    assert calls == [2]  # the second snapshot read the cache
+    times["y"] = local_midnight(dt.date(2026, 3, 3)) + 2 * HOUR  # a correction moves y to the next day, after T
+    index.put("b", day, dt.date(2026, 3, 3), "y")
     assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1})
-    assert calls == [1, 1, 0]  # 09:00 still cached, 10:00 now empty; day 3, cut at T, has nothing up to T
-    index.put("a", times["x"], None, None)  # a cancellation takes x out
+    assert calls == [2, 1, 0]  # day 2 again (x), and day 3, partial: y filtered out as after the window's end
+    index.put("a", day, None, None)  # a cancellation takes x out
     assert index.window_summary(window, "n", summarise, added, times.get) == Counter()
-    assert index.buckets.get(day) is None and calls == [1, 1, 0]  # day 3, cut at T, is kept as of T
+    assert index.buckets.get(day) is None and calls == [2, 1, 0]  # day 3, cut at T, is kept as of T
 
 
 def test_a_summary_that_depends_on_t_is_cached_only_once_settled() -> None:
     index = DateIndex()
     calls: list[dt.datetime] = []
     day = dt.date(2026, 3, 2)
-    index.put("a", None, local_midnight(day) + 9 * HOUR, "x")
+    index.put("a", None, day, "x")
     window = _day("mtd", dt.date(2026, 3, 1), dt.date(2026, 3, 10), local_midnight(dt.date(2026, 3, 10)))
     settle = dt.timedelta(hours=48)
     end_of_day = local_midnight(day + dt.timedelta(days=1))
@@ -162,40 +162,14 @@ def test_a_day_cut_at_t_is_shared_by_the_windows_as_of_t_until_it_changes() -> N
     at = dt.datetime(2026, 3, 29, 15, tzinfo=dt.UTC)
     today, mtd, _ = calendar_windows(at)
     times = {"x": at - HOUR, "y": at + HOUR}  # y is later than T: not in either window
-    index.put("a", None, times["x"], "x")
-    index.put("b", None, times["y"], "y")
+    index.put("a", None, dt.date(2026, 3, 29), "x")
+    index.put("b", None, dt.date(2026, 3, 29), "y")
     for window in (today, mtd, today):
         assert index.window_summary(window, "n", summarise, added, times.get) == Counter({"x": 1})
-    assert calls == [1]  # one summary of the day's part up to T (x's hour) for both windows and the repeat
+    assert calls == [1]  # one summary of the day's part up to T (x) for both windows and the repeat
     times["z"] = at - 2 * HOUR
-    index.put("c", None, times["z"], "z")  # the day changed: merged again, only z's hour summarised
+    index.put("c", None, dt.date(2026, 3, 29), "z")  # the day changed: summarised again
     assert index.window_summary(mtd, "n", summarise, added, times.get) == Counter({"x": 1, "z": 1})
-    later = calendar_windows(at + HOUR)[0]  # as of a later T: y's hour, which T now cuts, read afresh
+    later = calendar_windows(at + HOUR)[0]  # as of a later T: summarised again, now with y
     assert index.window_summary(later, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1, "z": 1})
-    assert calls == [1, 1, 1]
-
-
-def test_a_change_to_one_hour_summarises_that_hour_again_and_no_other() -> None:
-    """On the 25-hour day (autumn clock change) every UTC hour is a bucket of the one local day; a late fact in one
-    hour re-summarises that hour only; the last 60 minutes, which cut two hours, read only those hours' facts."""
-    autumn = dt.date(2026, 10, 25)
-    start = local_midnight(autumn)  # 24 Oct 23:00 UTC
-    index = DateIndex()
-    calls: list[int] = []
-    summarise = _counting(calls)
-    times = {f"h{n}": start + n * HOUR + dt.timedelta(minutes=30) for n in range(25)}
-    for name, at in times.items():
-        index.put(name, None, at, name)
-    assert set(index.buckets) == {autumn} and len(index.buckets[autumn]) == 25
-
-    whole = _day("mtd", autumn, autumn + dt.timedelta(days=1), local_midnight(autumn + dt.timedelta(days=1)))
-    assert sum(index.window_summary(whole, "n", summarise, added, times.get).values()) == 25
-    assert calls == [1] * 25
-    times["late"] = start + 7 * HOUR + dt.timedelta(minutes=5)
-    index.put("late", None, times["late"], "late")
-    assert sum(index.window_summary(whole, "n", summarise, added, times.get).values()) == 26
-    assert calls == [1] * 25 + [2]  # only 07:00's hour again
-
-    recent = last_60m(start + 10 * HOUR + dt.timedelta(minutes=15))  # 09:15 to 10:15 UTC: cuts 09:00 and 10:00
-    assert index.window_summary(recent, "n", summarise, added, times.get) == Counter({"h9": 1})
-    assert calls == [1] * 25 + [2, 1, 0]  # each cut hour's facts filtered afresh: h9 in, h10 (10:30) after T
+    assert calls == [1, 2, 3]
