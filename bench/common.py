@@ -2,8 +2,8 @@
 
 Every benchmark writes one JSON result file under ``bench/results/`` (committed: ``bench.all`` turns them into
 ``docs/performance.md``, so a fresh clone can re-run some benchmarks and keep the others' results; ``bench.all
---quick`` sends its small runs to ``var/bench/quick/`` instead). A result holds one or more *figures*: a measured value next to its goal, so the table
-says plainly whether a goal was reached.
+--quick`` sends its small runs to ``var/bench/quick/`` instead). A result holds one or more *figures*: a measured
+value next to its goal, so the table says plainly whether a goal was reached.
 """
 
 from __future__ import annotations
