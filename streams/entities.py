@@ -29,6 +29,7 @@ import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import NamedTuple
 
 from schemas import events as ev
 from schemas.config import Icb
@@ -63,6 +64,40 @@ RELEASED_KINDS: tuple[FactKind, ...] = ("ed", "ambulance", "spell")
 """Kinds whose closed entities are released (OPEL is a handful of sites: kept whole)."""
 SWEEP_EVERY = dt.timedelta(hours=1)
 """Event time between two sweeps of one tracker (a sweep inside the hour returns at once)."""
+
+
+class _Route(NamedTuple):
+    """What :meth:`EntityTracker.add` needs to know of an event type, looked up once per event (a replay adds
+    millions: one lookup instead of a topic, kind and key lookup and three ``isinstance`` checks each)."""
+
+    topic: str
+    kind: FactKind
+    key_field: str | None
+    """The field holding the entity id (None: OPEL, keyed by its site, else its organisation)."""
+    has_openers: bool
+    """Whether the kind waits for an opening event (:data:`streams.orphans.OPENERS`)."""
+    opens: bool
+    """Whether this type opens its entity."""
+    arrival: bool
+    departure: bool
+
+
+def _route(event_type: str) -> _Route:
+    topic = ev.TOPIC_OF_FAMILY[event_type.split(".", 1)[0]]
+    kind = KIND_OF_TOPIC[topic]
+    return _Route(
+        topic=topic,
+        kind=kind,
+        key_field=KEY_FIELD.get(kind),
+        has_openers=kind in OPENERS,
+        opens=event_type in OPENERS.get(kind, ()),
+        arrival=event_type == "ed.arrived",
+        departure=event_type == "ed.departed",
+    )
+
+
+ROUTES: dict[str, _Route] = {event_type: _route(event_type) for event_type in ev.EVENT_MODELS}
+"""Every event type's :class:`_Route`."""
 
 
 EVENT_ORDER = attrgetter("occurred_at", "event_id")
@@ -189,7 +224,7 @@ class EntityTracker:
 
     def check_known(self, event: ev.Envelope) -> None:
         """Reject events for organisations or sites the ICB configuration does not know."""
-        if isinstance(event, ev.OpelDeclared) and event.org_code == self._icb.code and event.site_code is None:
+        if event.site_code is None and event.org_code == self._icb.code and event.event_type == "opel.declared":  # type: ignore[attr-defined]
             return  # a level declared for the whole system
         if event.org_code not in self._icb.orgs:
             raise EventRejected(f"org_code: unknown organisation {event.org_code!r} for ICB {self._icb.code}")
@@ -197,11 +232,11 @@ class EntityTracker:
             raise EventRejected(f"site_code: unknown site {event.site_code!r} for ICB {self._icb.code}")
 
     @staticmethod
-    def _key(event: ev.Envelope, topic: str) -> tuple[FactKind, str]:
-        """The entity an event of ``topic`` belongs to (OPEL: its site, else its organisation)."""
-        kind = KIND_OF_TOPIC[topic]
-        entity_id = (event.site_code or event.org_code) if kind == "opel" else getattr(event, KEY_FIELD[kind])
-        return kind, entity_id
+    def _key(event: ev.Envelope) -> tuple[FactKind, str]:
+        """The entity an event belongs to (OPEL: its site, else its organisation)."""
+        route = ROUTES[event.event_type]  # type: ignore[attr-defined]
+        key_field = route.key_field
+        return route.kind, getattr(event, key_field) if key_field else (event.site_code or event.org_code)
 
     def released(self, kind: FactKind, entity_id: str) -> bool:
         """Whether an entity was released and is still tombstoned (and not held again since)."""
@@ -215,7 +250,7 @@ class EntityTracker:
         """Reject an event for a released entity (see the module doc): folding it would reopen the entity without
         its history. Stage 1 calls this per record, next to :meth:`check_known`, so the rejection is a dead letter
         and the rest of the batch goes through; :meth:`add` refuses such events too."""
-        kind, entity_id = self._key(event, ev.topic_of(event))
+        kind, entity_id = self._key(event)
         if entity_id not in self._entities[kind] and self.released(kind, entity_id):
             raise EventRejected(self._released_reason(kind, entity_id))
 
@@ -230,47 +265,52 @@ class EntityTracker:
         """
         if not known:
             self.check_known(event)
-        topic = ev.topic_of(event)
-        kind, entity_id = self._key(event, topic)
+        topic, kind, key_field, has_openers, opens, arrival, departure = ROUTES[event.event_type]  # type: ignore[attr-defined]
+        entity_id = getattr(event, key_field) if key_field else (event.site_code or event.org_code)
         entity = self._entities[kind].get(entity_id)
         if entity is None:
             if self.released(kind, entity_id):
                 if report and self.on_reject is not None:
                     self.on_reject(event, self._released_reason(kind, entity_id))
                 return None
-            entity = self._entities[kind][entity_id] = _Entity(opened=kind not in OPENERS)
-        if event.event_id in entity.ids:
+            entity = self._entities[kind][entity_id] = _Entity(opened=not has_openers)
+        event_id = event.event_id
+        if event_id in entity.ids:
             return None  # a duplicate, or the same id redelivered with another time: first copy wins
-        entity.ids.append(event.event_id)
-        if self.clock is None or event.occurred_at > self.clock:
-            self.clock = event.occurred_at
-        if topic not in self.topic_clocks or event.occurred_at > self.topic_clocks[topic]:
-            self.topic_clocks[topic] = event.occurred_at
-        if not report and (topic not in self._rebuild_clocks or event.occurred_at > self._rebuild_clocks[topic]):
-            self._rebuild_clocks[topic] = event.occurred_at
-        if isinstance(event, ev.EdDeparted):
-            arrival = entity.arrival()
-            if arrival is not None and event.occurred_at < arrival:
-                entity.excluded.append(event)
+        entity.ids.append(event_id)
+        at = event.occurred_at
+        if self.clock is None or at > self.clock:
+            self.clock = at
+        topic_clock = self.topic_clocks.get(topic)
+        if topic_clock is None or at > topic_clock:
+            self.topic_clocks[topic] = at
+        if not report and (topic not in self._rebuild_clocks or at > self._rebuild_clocks[topic]):
+            self._rebuild_clocks[topic] = at
+        if departure:
+            first_arrival = entity.arrival()
+            if first_arrival is not None and at < first_arrival:
+                entity.excluded.append(event)  # type: ignore[arg-type]
                 if report and self.on_reject is not None:
-                    self.on_reject(event, departure_reason(event, arrival))
+                    self.on_reject(event, departure_reason(event, first_arrival))
                 return kind, entity_id  # evidence grew: an update with the same fact is harmless
         entity.insert(event)
-        if kind in OPENERS:
-            self._track_opening(kind, entity_id, entity, event)
-        if isinstance(event, ev.EdArrived):
+        if has_openers:
+            self._track_opening(kind, entity_id, entity, at, opens=opens)
+        if arrival:
             self._exclude_departures_before_arrival(entity, report=report)
         return kind, entity_id
 
-    def _track_opening(self, kind: FactKind, entity_id: str, entity: _Entity, event: ev.Envelope) -> None:
-        key = (kind, entity_id)
-        if event.event_type in OPENERS[kind]:  # type: ignore[attr-defined]
-            entity.opened = True
-            self._pending.pop(key, None)
+    def _track_opening(self, kind: FactKind, entity_id: str, entity: _Entity, at: dt.datetime, *, opens: bool) -> None:
+        """Note an event at ``at`` of an entity that needs an opener: it opens it (``opens``), or it is held."""
+        if opens:
+            if not entity.opened:
+                entity.opened = True
+                self._pending.pop((kind, entity_id), None)
         elif not entity.opened and not entity.orphan_reported:  # an orphan is reported once
+            key = (kind, entity_id)
             first = self._pending.get(key)
-            if first is None or event.occurred_at < first:
-                self._pending[key] = event.occurred_at
+            if first is None or at < first:
+                self._pending[key] = at
 
     def _exclude_departures_before_arrival(self, entity: _Entity, *, report: bool) -> None:
         """Set aside the held departures before the (possibly new) earliest arrival; take back any excluded
