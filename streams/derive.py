@@ -3,6 +3,10 @@
 Each function takes the entity's events, already deduplicated and sorted by (occurred_at, event_id), and returns
 the fact, or None when the entity does not count (not opened yet, cancelled, no response clock). Pure functions:
 the same events always give the same fact, whatever order they were delivered in.
+
+Events are told apart by exact type (``type(e) is``), the commonest first: a replay derives millions of facts, and
+a missed ``isinstance`` on a pydantic model (or a ``match`` class pattern, which is one) costs ~0.1 µs, ten of them
+per event in a spell. The event models are final classes (nothing subclasses them), so the two tests agree.
 """
 
 from __future__ import annotations
@@ -21,15 +25,15 @@ def derive_attendance(events: Sequence[ev.Envelope]) -> AttendanceFact | None:
     arrived: ev.EdArrived | None = None
     handover: dt.datetime | None = None
     departure: dt.datetime | None = None
-    for e in events:
-        if isinstance(e, ev.EdCancelled):
-            return None
-        if isinstance(e, ev.EdArrived):
+    for e in events:  # by exact type, the commonest first (see the module doc)
+        if type(e) is ev.EdArrived:
             arrived = arrived or e
-        elif isinstance(e, ev.EdDeparted):
+        elif type(e) is ev.EdDeparted:
             departure = departure or e.occurred_at
-        elif isinstance(e, ev.EdHandover) and handover is None:
-            handover = e.occurred_at
+        elif type(e) is ev.EdHandover:
+            handover = handover or e.occurred_at
+        elif type(e) is ev.EdCancelled:
+            return None
     if arrived is None:
         return None
     clock_start = arrived.occurred_at
@@ -51,34 +55,41 @@ def derive_attendance(events: Sequence[ev.Envelope]) -> AttendanceFact | None:
 def derive_incident(events: Sequence[ev.Envelope]) -> IncidentFact | None:
     """Ambulance incident: response clock from the first clock start to the stop the category rules give, and the
     hospital handover (earliest arrival at hospital, earliest handover at or after it)."""
-    start = next((e for e in events if isinstance(e, ev.AmbulanceClockStarted)), None)
-    at_hospital = next((e for e in events if isinstance(e, ev.AmbulanceArrivedAtHospital)), None)
+    start: ev.AmbulanceClockStarted | None = None
+    at_hospital: ev.AmbulanceArrivedAtHospital | None = None
+    resources: list[ev.AmbulanceResourceArrived] = []
+    categorised: list[ev.AmbulanceClockStarted | ev.AmbulanceRecategorised] = []
+    handovers: list[ev.AmbulanceHandoverCompleted] = []
+    last_closure: ev.AmbulanceIncidentClosed | None = None
+    for e in events:  # one pass, by exact type (see the module doc); the rules are applied below
+        if type(e) is ev.AmbulanceResourceArrived:
+            resources.append(e)
+        elif type(e) is ev.AmbulanceClockStarted:
+            start = start or e
+            categorised.append(e)
+        elif type(e) is ev.AmbulanceIncidentClosed:
+            last_closure = e
+        elif type(e) is ev.AmbulanceArrivedAtHospital:
+            at_hospital = at_hospital or e
+        elif type(e) is ev.AmbulanceHandoverCompleted:
+            handovers.append(e)
+        elif type(e) is ev.AmbulanceRecategorised:
+            categorised.append(e)
     if start is None and at_hospital is None:
         return None
     stop = category = None
     if start is not None:
-        arrivals = [
-            e for e in events if isinstance(e, ev.AmbulanceResourceArrived) and e.occurred_at >= start.occurred_at
-        ]
+        arrivals = [e for e in resources if e.occurred_at >= start.occurred_at]
         stop = next((e.occurred_at for e in arrivals if e.transport_capable), None)
-        if stop is None and arrivals:
-            closures = [e for e in events if isinstance(e, ev.AmbulanceIncidentClosed)]
-            if closures and not closures[-1].conveyed:
-                stop = arrivals[0].occurred_at
+        if stop is None and arrivals and last_closure is not None and not last_closure.conveyed:
+            stop = arrivals[0].occurred_at
         if stop is not None:
-            for e in events:
-                if isinstance(e, ev.AmbulanceClockStarted | ev.AmbulanceRecategorised) and e.occurred_at <= stop:
+            for e in categorised:
+                if e.occurred_at <= stop:
                     category = e.category
     handover_at = None
     if at_hospital is not None:
-        handover_at = next(
-            (
-                e.occurred_at
-                for e in events
-                if isinstance(e, ev.AmbulanceHandoverCompleted) and e.occurred_at >= at_hospital.occurred_at
-            ),
-            None,
-        )
+        handover_at = next((e.occurred_at for e in handovers if e.occurred_at >= at_hospital.occurred_at), None)
     first = start or at_hospital
     return IncidentFact(
         incident_id=first.incident_id,  # type: ignore[union-attr]
@@ -105,41 +116,42 @@ def derive_spell(events: Sequence[ev.Envelope]) -> SpellFact | None:  # noqa: C9
     plans: dict[str, dt.datetime] = {}  # referral_id -> plan in place at
     org_code = site_code = None
     drd_at_discharge: dt.date | None = None
-    for e in events:
-        match e:
-            case ev.AdtAdmitted():
-                admitted, discharged_at, transfers = e, None, []
-                admission_bed = (e.bed_category, e.escalation_bed, e.site_code)
-                org_code, site_code = e.org_code, e.site_code
-            case ev.AdtAdmissionCancelled():
-                admitted = None
-            case ev.AdtTransferred():
-                transfers.append((e.bed_category, e.escalation_bed, e.site_code or site_code))
-            case ev.AdtTransferCancelled():
-                if transfers:
-                    transfers.pop()
-            case ev.AdtUpdated() if admission_bed is not None:
+    for e in events:  # by exact type, the commonest first (see the module doc)
+        if type(e) is ev.AdtAdmitted:
+            admitted, discharged_at, transfers = e, None, []
+            admission_bed = (e.bed_category, e.escalation_bed, e.site_code)
+            org_code, site_code = e.org_code, e.site_code
+        elif type(e) is ev.AdtDischarged:
+            discharged_at, drd_at_discharge = e.occurred_at, drd
+            pathway = pathway if e.pathway is None else e.pathway
+        elif type(e) is ev.DischargeReadyDateSet:
+            drd, drd_set_at = e.discharge_ready_date, e.occurred_at
+            pathway = pathway if e.pathway is None else e.pathway
+        elif type(e) is ev.AdtTransferred:
+            transfers.append((e.bed_category, e.escalation_bed, e.site_code or site_code))
+        elif type(e) is ev.DischargeReferralMade:
+            referrals.setdefault(e.referral_id, (e.occurred_at, e.pathway))
+        elif type(e) is ev.DischargePlanInPlace:
+            if e.referral_id in referrals:
+                plans.setdefault(e.referral_id, e.occurred_at)
+        elif type(e) is ev.DischargePathwayAssigned:
+            pathway = e.pathway
+        elif type(e) is ev.DischargeReadyDateCleared:
+            drd = drd_set_at = None
+        elif type(e) is ev.AdtUpdated:
+            if admission_bed is not None:
                 admission_bed = (
                     e.bed_category or admission_bed[0],
                     admission_bed[1] if e.escalation_bed is None else e.escalation_bed,
                     e.site_code or admission_bed[2],
                 )
-            case ev.AdtDischarged():
-                discharged_at, drd_at_discharge = e.occurred_at, drd
-                pathway = pathway if e.pathway is None else e.pathway
-            case ev.AdtDischargeCancelled():
-                discharged_at = drd_at_discharge = None
-            case ev.DischargeReadyDateSet():
-                drd, drd_set_at = e.discharge_ready_date, e.occurred_at
-                pathway = pathway if e.pathway is None else e.pathway
-            case ev.DischargeReadyDateCleared():
-                drd = drd_set_at = None
-            case ev.DischargePathwayAssigned():
-                pathway = e.pathway
-            case ev.DischargeReferralMade():
-                referrals.setdefault(e.referral_id, (e.occurred_at, e.pathway))
-            case ev.DischargePlanInPlace() if e.referral_id in referrals:
-                plans.setdefault(e.referral_id, e.occurred_at)
+        elif type(e) is ev.AdtTransferCancelled:
+            if transfers:
+                transfers.pop()
+        elif type(e) is ev.AdtAdmissionCancelled:
+            admitted = None
+        elif type(e) is ev.AdtDischargeCancelled:
+            discharged_at = drd_at_discharge = None
     if admitted is None or admission_bed is None:
         return None
     bed_category, escalation, bed_site = transfers[-1] if transfers else admission_bed

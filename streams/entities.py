@@ -134,7 +134,7 @@ class _Entity:
 
     def arrival(self) -> dt.datetime | None:
         """The earliest ``ed.arrived`` (events are sorted)."""
-        return next((e.occurred_at for e in self.events if isinstance(e, ev.EdArrived)), None)
+        return next((e.occurred_at for e in self.events if type(e) is ev.EdArrived), None)
 
     def latest(self) -> dt.datetime:
         """The latest ``occurred_at`` held, excluded departures included (an entity always holds an event)."""
@@ -317,7 +317,7 @@ class EntityTracker:
         departure an earlier arrival makes valid again."""
         arrival = entity.arrival()
         assert arrival is not None
-        early = [i for i, e in enumerate(entity.events) if isinstance(e, ev.EdDeparted) and e.occurred_at < arrival]
+        early = [i for i, e in enumerate(entity.events) if type(e) is ev.EdDeparted and e.occurred_at < arrival]
         valid_again = [e for e in entity.excluded if e.occurred_at >= arrival]
         for i in reversed(early):
             departure = entity.events.pop(i)
