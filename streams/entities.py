@@ -176,9 +176,9 @@ class SweepStats:
     """Tombstones dropped once the stage-2 horizon passed their last event's day."""
 
 
-@dataclass(frozen=True, slots=True)
-class FactUpdate:
-    """The new fact of an entity (None: it no longer counts anywhere)."""
+class FactUpdate(NamedTuple):
+    """The new fact of an entity (None: it no longer counts anywhere). A named tuple: a replay makes one per entity
+    and day it touches, and a frozen dataclass took ~0.6 µs to build against ~0.2."""
 
     kind: FactKind
     entity_id: str
@@ -296,7 +296,7 @@ class EntityTracker:
         entity.insert(event)
         if has_openers:
             self._track_opening(kind, entity_id, entity, at, opens=opens)
-        if arrival:
+        if arrival and (entity.excluded or len(entity.events) > 1):  # else the arrival is all there is
             self._exclude_departures_before_arrival(entity, report=report)
         return kind, entity_id
 

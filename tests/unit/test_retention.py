@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import orjson
 import pytest
@@ -217,19 +217,19 @@ CLOSED_FACTS = [
 ]
 
 
-def _one_instant_moved_to(fact: object, at: dt.datetime) -> list[tuple[str, object]]:
+def _one_instant_moved_to(fact: Any, at: dt.datetime) -> list[tuple[str, object]]:
     """Copies of a fact, each with one of its instants moved to ``at`` (named), the rest unchanged."""
     names = {
         AttendanceFact: ("arrival", "clock_start", "departure"),
         IncidentFact: ("clock_start", "stop", "at_hospital", "handover_at"),
         SpellFact: ("admitted_at", "discharged_at"),
     }[type(fact)]
-    copies = [(name, dataclasses.replace(fact, **{name: at})) for name in names]  # type: ignore[call-overload]
+    copies = [(name, fact._replace(**{name: at})) for name in names]
     for k, ref in enumerate(getattr(fact, "referrals", ())):
         for name in ("made_at", "plan_at"):
-            refs = list(fact.referrals)  # type: ignore[attr-defined]
-            refs[k] = dataclasses.replace(ref, **{name: at})
-            copies.append((f"referrals[{k}].{name}", dataclasses.replace(fact, referrals=tuple(refs))))  # type: ignore[call-overload]
+            refs = list(fact.referrals)
+            refs[k] = ref._replace(**{name: at})
+            copies.append((f"referrals[{k}].{name}", fact._replace(referrals=tuple(refs))))
     return copies
 
 
