@@ -415,12 +415,17 @@ _TOPIC_OF_TYPE: dict[str, str] = {}
 """``topic_of`` memoised by event type (a validated literal, so bounded): it runs several times per event."""
 
 
+def topic_of_type(event_type: str) -> str:
+    """The canonical topic of an event type, from its family (``ed.arrived`` -> ``scc.ed``)."""
+    return TOPIC_OF_FAMILY[event_type.split(".", 1)[0]]
+
+
 def topic_of(event: Envelope) -> str:
-    """The canonical topic of an event, from its type's family (``ed.arrived`` -> ``scc.ed``)."""
+    """The canonical topic of an event (:func:`topic_of_type` of its type)."""
     event_type: str = event.event_type  # type: ignore[attr-defined]
     topic = _TOPIC_OF_TYPE.get(event_type)
     if topic is None:
-        topic = _TOPIC_OF_TYPE[event_type] = TOPIC_OF_FAMILY[event_type.split(".", 1)[0]]
+        topic = _TOPIC_OF_TYPE[event_type] = topic_of_type(event_type)
     return topic
 
 

@@ -83,7 +83,7 @@ class _Route(NamedTuple):
 
 
 def _route(event_type: str) -> _Route:
-    topic = ev.TOPIC_OF_FAMILY[event_type.split(".", 1)[0]]
+    topic = ev.topic_of_type(event_type)
     kind = KIND_OF_TOPIC[topic]
     return _Route(
         topic=topic,
@@ -234,9 +234,7 @@ class EntityTracker:
     @staticmethod
     def _key(event: ev.Envelope) -> tuple[FactKind, str]:
         """The entity an event belongs to (OPEL: its site, else its organisation)."""
-        route = ROUTES[event.event_type]  # type: ignore[attr-defined]
-        key_field = route.key_field
-        return route.kind, getattr(event, key_field) if key_field else (event.site_code or event.org_code)
+        return ROUTES[event.event_type].kind, ev.key_of(event)  # type: ignore[attr-defined]
 
     def released(self, kind: FactKind, entity_id: str) -> bool:
         """Whether an entity was released and is still tombstoned (and not held again since)."""
@@ -266,7 +264,7 @@ class EntityTracker:
         if not known:
             self.check_known(event)
         topic, kind, key_field, has_openers, opens, arrival, departure = ROUTES[event.event_type]  # type: ignore[attr-defined]
-        entity_id = getattr(event, key_field) if key_field else (event.site_code or event.org_code)
+        entity_id = getattr(event, key_field) if key_field else (event.site_code or event.org_code)  # key_of, inlined
         entity = self._entities[kind].get(entity_id)
         if entity is None:
             if self.released(kind, entity_id):
