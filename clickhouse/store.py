@@ -120,24 +120,36 @@ class EventLines:
     rows: int
 
 
-def event_lines(topic: str, items: Sequence[tuple[Envelope, int, int]], *, unique: bool = False) -> EventLines:
+def event_lines(topic: str, items: Sequence[tuple[Envelope, int, int]]) -> EventLines:
     """(event, kafka partition, kafka offset) rows of one topic as one TabSeparatedRaw block, the first copy per
-    :func:`raw_key` only: the Python half of :meth:`Store.insert_events` (a bulk load builds it on its own thread and
-    hands the insert to a writer thread). ``unique``: the caller kept only the first copy per key already (a bulk
-    load does, to evaluate them), so the check is not made twice.
+    :func:`raw_key` only: the Python half of :meth:`Store.insert_events` (a bulk load builds its blocks with
+    :func:`file_event_lines` and hands the inserts to a writer thread).
 
     One line per event: partition, offset and the canonical JSON (which escapes tabs and newlines, so it never breaks
     a line). The raw table's columns are read out of the JSON by ClickHouse, in the materialized view behind the Null
     table ``<table>_lines`` (migration 007).
     """
+    firsts = FirstCopies()
+    items = [item for item in items if firsts.add(item[0])]
+    lines = [b"%d\t%d\t%s\n" % (partition, offset, dump_event(event)) for event, partition, offset in items]
+    return EventLines(_raw_table(topic), b"".join(lines), len(lines))
+
+
+def file_event_lines(topic: str, events: Sequence[Envelope]) -> EventLines:
+    """:func:`event_lines` of events read from files, each the first copy of its key already: no Kafka position
+    (partition and offset -1), so there is no (event, partition, offset) tuple to build per event of a bulk load."""
+    if not events:
+        return EventLines(_raw_table(topic), b"", 0)
+    block = b"-1\t-1\t" + b"\n-1\t-1\t".join(map(dump_event, events)) + b"\n"
+    return EventLines(_raw_table(topic), block, len(events))
+
+
+def _raw_table(topic: str) -> str:
+    """The raw table of an input topic; :class:`StoreError` for any other topic."""
     table = RAW_TABLE_OF_TOPIC.get(topic)
     if table is None:
         raise StoreError(f"unknown topic {topic!r}: expected one of {sorted(RAW_TABLE_OF_TOPIC)}")
-    if not unique:
-        firsts = FirstCopies()
-        items = [item for item in items if firsts.add(item[0])]
-    lines = [b"%d\t%d\t%s\n" % (partition, offset, dump_event(event)) for event, partition, offset in items]
-    return EventLines(table, b"".join(lines), len(lines))
+    return table
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

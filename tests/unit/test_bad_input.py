@@ -183,6 +183,13 @@ def test_oversized_payloads_are_rejected_before_parsing() -> None:
     assert parse_event(orjson.dumps(arrival()) + b" " * (MAX_EVENT_BYTES - 400), now=NOW)
 
 
+def test_values_that_are_not_json_text_are_rejected_by_type() -> None:
+    assert reason_of(5) == "event: not valid JSON (expected bytes, str or a dict, got int)"
+    assert reason_of([arrival()]) == "event: not valid JSON (expected bytes, str or a dict, got list)"
+    assert reason_of({"when": object()}).startswith("event: not valid JSON (")  # not serialisable
+    assert parse_event(bytearray(orjson.dumps(arrival())), now=NOW).attendance_id == "A1"
+
+
 def test_the_worker_decoder_checks_topic_and_uses_the_record_timestamp() -> None:
     good = orjson.dumps(arrival())
     assert _parse_record(good, "scc.ed", NOW.timestamp()).event_id == "e-1"
