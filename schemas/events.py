@@ -42,7 +42,7 @@ _CORE_UTC = TypeAdapter(AwareDatetime).validate_json(b'"2000-01-01T00:00:00Z"').
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is _CORE_UTC:
+    if value.tzinfo is _CORE_UTC and type(value) is dt.datetime:  # a subclass may pickle otherwise
         # The same fields with datetime.UTC, built from the datetime's pickled state (its fields as bytes): 0.2 µs a
         # call inside validation, where astimezone() costs 0.7 µs (mostly calling pydantic-core's TzInfo.utcoffset)
         # and replace(tzinfo=...) 0.9 µs. A replay validates millions; tests/unit/test_event_times.py pins it.

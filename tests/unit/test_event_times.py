@@ -106,3 +106,14 @@ def test_events_parsed_from_json_hold_datetime_utc() -> None:
         assert event.occurred_at.tzinfo is UTC
     with pytest.raises(EventRejected, match=r"^occurred_at: Value error, 1999-12-31T23:59:59\+00:00 is before 2000"):
         parse_event({**raw, "occurred_at": "1999-12-31T23:59:59Z"}, now=NOW)
+
+
+def test_a_datetime_subclass_with_cores_utc_converts_the_ordinary_way() -> None:
+    class Stamp(dt.datetime):
+        """A datetime subclass (as a caller's library might pass in Python mode), pickled like its own class."""
+
+        def __reduce__(self) -> tuple:  # type: ignore[override]
+            return (Stamp, ("not a datetime state",))
+
+    value = Stamp(2026, 3, 10, 9, 0, tzinfo=_CORE_UTC)
+    assert OCCURRED_AT.validate_python(value) == dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
