@@ -84,6 +84,23 @@ def test_a_replay_into_an_empty_store_gives_the_snapshots_of_the_read_back_path(
     assert fast[2] == slow[2]  # the same refused events
 
 
+def test_history_stops_at_the_bound_given_events_at_it_included(store: Store, tmp_path: Path) -> None:
+    """The history is cut after sorting (by bisection): an earlier bound than the files' last time leaves out every
+    loaded event after it and keeps those exactly at it, whether or not the store held events."""
+    events = simulated_llr(START, 30, seed=3, warmup_days=1)
+    path = tmp_path / "day.jsonl"
+    write_jsonl(events, path)
+    mark = store.ingestion_mark()
+    report = ReplayReport()
+    loaded = load_files(store, [path], report)
+    bound = sorted(e.occurred_at for e in loaded)[len(loaded) // 2]
+    for held in (True, False):
+        history = history_events(store, loaded, mark, bound, held=held)
+        assert [_key(e) for e in history] == sorted(_key(e) for e in loaded if e.occurred_at <= bound)
+        assert history[-1].occurred_at == bound
+    assert len(loaded) == len(events)  # the loaded list itself is left whole
+
+
 def test_replay_into_an_empty_store_reads_nothing_back_and_gives_the_read_back_snapshots(
     store: Store, tmp_path: Path
 ) -> None:
