@@ -8,11 +8,12 @@ import datetime as dt
 
 import orjson
 import pytest
+from events_factory import ed_arrived
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, TypeAdapter
 
-from schemas.events import _CORE_UTC, EventRejected, UtcDatetime, parse_event
+from schemas.events import _CORE_UTC, EventRejected, UtcDatetime, dump_event, parse_event
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -90,16 +91,7 @@ def test_every_offset_agrees_with_the_standard_conversion(wall: dt.datetime, off
 
 
 def test_events_parsed_from_json_hold_datetime_utc() -> None:
-    raw = {
-        "event_id": "e-1",
-        "event_type": "ed.arrived",
-        "occurred_at": "2026-03-10T09:00:00Z",
-        "source": "TEST",
-        "org_code": "RWE",
-        "attendance_id": "A1",
-        "department_type": "1",
-        "arrival_mode": "walk_in",
-    }
+    raw = orjson.loads(dump_event(ed_arrived("A1", "2026-03-10T09:00")))  # the factory's arrival, as JSON
     for text in ("2026-03-10T09:00:00Z", "2026-03-10T09:00:00+00:00", "2026-03-10T10:00:00+01:00"):
         event = parse_event({**raw, "occurred_at": text}, now=NOW)
         assert event.occurred_at == dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC)

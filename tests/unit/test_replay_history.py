@@ -34,6 +34,19 @@ def _read_back(store: Store, last: dt.datetime) -> list[Envelope]:
     return sorted(events_until(store, last), key=_key)
 
 
+def _loaded(
+    store: Store, tmp_path: Path, seed: int
+) -> tuple[list[Envelope], list[Envelope], dt.datetime, ReplayReport]:
+    """30 simulated hours written to a file and loaded into ``store``: (the events, what the load kept, the
+    ingestion mark taken before it, its report)."""
+    events = simulated_llr(START, 30, seed=seed, warmup_days=1)
+    path = tmp_path / "day.jsonl"
+    write_jsonl(events, path)
+    mark = store.ingestion_mark()
+    report = ReplayReport()
+    return events, load_files(store, [path], report), mark, report
+
+
 def test_history_is_what_the_store_holds_when_it_held_overlapping_events(store: Store, tmp_path: Path) -> None:
     events = simulated_llr(START, 36, seed=5, warmup_days=1)
     live, files = events[: len(events) * 2 // 3], events[len(events) // 3 :]  # a third in both
@@ -67,12 +80,7 @@ def test_history_is_what_the_store_holds_when_it_held_overlapping_events(store: 
 
 
 def test_a_replay_into_an_empty_store_gives_the_snapshots_of_the_read_back_path(store: Store, tmp_path: Path) -> None:
-    events = simulated_llr(START, 30, seed=9, warmup_days=1)
-    path = tmp_path / "day.jsonl"
-    write_jsonl(events, path)
-    mark = store.ingestion_mark()
-    report = ReplayReport()
-    loaded = load_files(store, [path], report)
+    _, loaded, mark, report = _loaded(store, tmp_path, seed=9)
     assert report.first is not None and report.last is not None
     every = dt.timedelta(hours=6)
     history = history_events(store, loaded, mark, report.last)
@@ -87,12 +95,7 @@ def test_a_replay_into_an_empty_store_gives_the_snapshots_of_the_read_back_path(
 def test_history_stops_at_the_bound_given_events_at_it_included(store: Store, tmp_path: Path) -> None:
     """The history is cut after sorting (by bisection): an earlier bound than the files' last time leaves out every
     loaded event after it and keeps those exactly at it, whether or not the store held events."""
-    events = simulated_llr(START, 30, seed=3, warmup_days=1)
-    path = tmp_path / "day.jsonl"
-    write_jsonl(events, path)
-    mark = store.ingestion_mark()
-    report = ReplayReport()
-    loaded = load_files(store, [path], report)
+    events, loaded, mark, report = _loaded(store, tmp_path, seed=3)
     bound = sorted(e.occurred_at for e in loaded)[len(loaded) // 2]
     for held in (True, False):
         history = history_events(store, loaded, mark, bound, held=held)
