@@ -274,9 +274,14 @@ def _serve_metrics(settings: Settings) -> None:
 @app.command()
 def worker() -> None:
     """Run a Faust worker (the two indicator agents); scale out by starting more in the same group."""
+    from scc.collector import pace_for_service
+
+    pace_for_service()
+    settings = load_settings()
+    load_platform_config(settings)  # a clear error here rather than a traceback from importing the Faust app
+    _serve_metrics(settings)
     from streams.app import app as faust_app
 
-    _serve_metrics(load_settings())
     sys.argv = [
         "scc-worker",
         "worker",
@@ -293,8 +298,10 @@ def sink(store: StoreOption = None) -> None:
     from clickhouse.migrate import migrate
     from clickhouse.store import open_store
     from connectors.clickhouse_sink import ClickHouseSink
+    from scc.collector import pace_for_service
     from streams.metrics import default_metrics
 
+    pace_for_service()
     settings = load_settings(store)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _serve_metrics(settings)

@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 from collections.abc import Iterator, Sequence
 
 from clickhouse.store import Store
+from scc.collector import paused_gc
 from schemas.events import Envelope, EventRejected, parse_event
 
 RAW_TABLES = ("raw_ed", "raw_ambulance", "raw_adt", "raw_discharge", "raw_opel")
 PARSE_BLOCK = 50_000
 """Payloads re-parsed per garbage-collector pause in :func:`events_until` (bounds the extra memory of a pause)."""
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Hold off Python's cyclic garbage collector while a block builds many long-lived objects (events, rows).
-
-    Why: every parsed event is a tracked container, so bulk parsing keeps triggering full collections that traverse
-    the whole heap (pydantic's validators included, ~20 ms each), ~40% of the parse time; nothing on these paths makes
-    reference cycles (refcounting frees everything), and the collector resumes, and catches up, when the block ends.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parsed(payloads: Sequence[bytes]) -> Iterator[Envelope]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from clickhouse.store import DeadLetter, FirstCopies, Store, file_event_lines, raw_key
 from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
-from scc.history import events_until, holds_events, paused_gc
+from scc.collector import paused_gc
+from scc.history import events_until, holds_events
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, dump_event, topic_of

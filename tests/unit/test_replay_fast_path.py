@@ -26,7 +26,8 @@ from pydantic import ValidationError
 import scc.history as history
 import schemas.events as events_module
 from clickhouse.store import RAW_TABLE_OF_TOPIC, Store
-from scc.history import events_until, paused_gc
+from scc.collector import paused_gc
+from scc.history import events_until
 from scc.replay import ReplayReport, load_files
 from schemas.events import (
     EARLIEST_OCCURRED_AT,
@@ -397,26 +398,6 @@ def test_events_until_yields_the_events_before_a_bad_payload_then_raises(
     _same_events(new[0], old[0])
     assert new[1] == old[1] and len(new[0]) == 10
     assert gc.isenabled()
-
-
-def test_paused_gc_restores_the_collector_state() -> None:
-    assert gc.isenabled()
-    with paused_gc():
-        assert not gc.isenabled()
-        with paused_gc():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError), paused_gc():
-        raise RuntimeError
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with paused_gc():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
 
 
 def test_an_engine_is_freed_when_its_last_reference_goes(sample: list[Envelope]) -> None:
