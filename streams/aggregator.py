@@ -97,6 +97,9 @@ class Aggregator:
         self.amb_handed_over = DateIndex()
         self.amb_waiting_handover: dict[str, IncidentFact] = {}
         self.open_spells: dict[str, SpellFact] = {}
+        self.open_pathway_2: dict[str, SpellFact] = {}
+        """The open spells with a pathway-2 referral (kept with :attr:`open_spells`): the few that
+        ``p2_referrals_over_48h_now`` reads at every snapshot, where the open spells are thousands."""
         self.occupied_beds = beds.OccupiedBeds()
         """The open spells as the bed indicators count them (kept with :attr:`open_spells`)."""
         self.spells_discharged = DateIndex()
@@ -213,8 +216,13 @@ class Aggregator:
         if is_live("spell", new):
             self.open_spells[entity_id] = new  # type: ignore[assignment]
             self.occupied_beds.replace(was_open, new)
+            if any(r.pathway == 2 for r in new.referrals):  # type: ignore[union-attr]
+                self.open_pathway_2[entity_id] = new  # type: ignore[assignment]
+            else:
+                self.open_pathway_2.pop(entity_id, None)
         else:
             self.open_spells.pop(entity_id, None)
+            self.open_pathway_2.pop(entity_id, None)
             self.occupied_beds.replace(was_open, None)
         self.spells_discharged.put(entity_id, old and _day(old.discharged_at), new and _day(new.discharged_at), new)
         for ref in old.referrals if old else ():

@@ -122,7 +122,7 @@ def p2_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
         yield from percent_rows("p2_plan_48h_pct", window.name, scopes.beds, measures["planned"], measures["due"])
     overdue = [
         spell
-        for spell in agg.open_spells.values()
+        for spell in agg.open_pathway_2.values()
         for ref in spell.referrals
         if ref.pathway == 2 and (ref.plan_at is None or ref.plan_at > at) and at - ref.made_at > PLAN_WITHIN
     ]

@@ -13,7 +13,9 @@ import random
 import pytest
 from events_factory import (
     Snapshot,
+    admission_cancelled,
     admitted,
+    config,
     discharge_cancelled,
     discharged,
     drd_cleared,
@@ -21,9 +23,11 @@ from events_factory import (
     evaluate,
     plan_in_place,
     referral_made,
+    when,
 )
 
 from schemas.events import Envelope
+from streams.engine import Engine
 
 T = "2026-03-20T12:00"
 DRD_INDICATORS = (
@@ -190,3 +194,22 @@ def test_pathway_2_referral_at_exactly_48_hours_is_not_over() -> None:
     assert triple(snap, "p2_plan_48h_pct", "mtd") == (0.0, 0.0, 1.0)
     assert snap.value("p2_referrals_over_48h_now", "live") == 0.0
     assert evaluate(events, "2026-03-20T12:00:01").value("p2_referrals_over_48h_now", "live") == 1.0
+
+
+def test_pathway_2_over_48h_now_follows_a_spell_through_discharge_and_its_cancellations() -> None:
+    """One engine fed step by step (as the worker is), so the spell's fact changes in place: an open spell with an
+    overdue pathway-2 referral counts; discharged, it does not; the discharge cancelled, it counts again; the
+    admission cancelled, it never existed. A pathway-1 referral on another open spell never counts."""
+    engine = Engine(config())
+
+    def over_48h_now(events: list[Envelope], at: str) -> float | None:
+        engine.ingest(events)
+        return Snapshot(engine.snapshot(when(at))).value("p2_referrals_over_48h_now", "live")
+
+    # R1 made 15 Mar 12:00 with no plan: over 48 h from 17 Mar 12:00:01.
+    opened = [admitted("Z1", "2026-03-01T08:00"), referral_made("Z1", "2026-03-15T12:00", "z1", 2)]
+    other = [admitted("Z2", "2026-03-01T08:00"), referral_made("Z2", "2026-03-10T12:00", "z2", 1)]
+    assert over_48h_now(opened + other, "2026-03-18T12:00") == 1.0
+    assert over_48h_now([discharged("Z1", "2026-03-18T13:00", pathway=2)], "2026-03-18T14:00") == 0.0
+    assert over_48h_now([discharge_cancelled("Z1", "2026-03-18T15:00")], "2026-03-18T16:00") == 1.0
+    assert over_48h_now([admission_cancelled("Z1", "2026-03-18T17:00")], "2026-03-18T18:00") == 0.0
