@@ -16,7 +16,8 @@ SERVICE_THRESHOLDS = (50_000, 20, 100)
 """``gc.set_threshold`` of the worker and sink: a young collection every 50,000 net allocations (most of a batch's
 objects are freed by then, so few are promoted), the middle one every 20 of those and a full one every 100 middle
 ones (10⁸ allocations, minutes of load; Python also waits until a quarter of the heap is new since the last one). A
-cycle still goes at the first young collection after it becomes garbage, unless it lived through two of them."""
+cycle that becomes garbage young goes at the next young collection; one that lived through a young collection, at the
+next middle one (a million allocations); only an older one waits for a full collection."""
 
 
 def pace_for_service() -> None:
