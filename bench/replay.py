@@ -264,7 +264,9 @@ def main(argv: list[str] | None = None) -> Result:
                 "events/s",
                 GOAL_EVENTS_PER_S,
                 note=f"sample of {events:,} LLR events over {hours / 24:,.0f} days, {run['snapshots']:,} "
-                f"snapshot rows; one process; not 150M; peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
+                f"snapshot rows; one process; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
+                f"{run['evaluate_seconds']:.1f} s, store wait {run['store_wait_and_snapshot_insert_seconds']:.1f} s; "
+                f"peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
                 "event replayed (the replay holds the files' events: one ICB-year, ~3.6M events, fits; all England in "
                 "one process would not)",
             )
