@@ -27,7 +27,7 @@ ANALYSIS = Path(__file__).with_name("analysis.md")  # hand-written: where the ti
 
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
     # name: (default arguments, --quick arguments)
-    "throughput": (["--days", "20", "--baseline-s", "40"], ["--days", "5", "--baseline-s", "20"]),
+    "throughput": (["--days", "60", "--baseline-s", "40"], ["--days", "5", "--baseline-s", "20"]),
     "replay": (["--days", "365", "--at-once", "2", "--profile"], ["--days", "3"]),  # a year of one ICB, ~2M events
     "freshness": (["--rate", "1000", "--seconds", "30"], ["--rate", "1000", "--seconds", "10"]),
     "queries": (["--events", "100000000", "--repeat", "3"], ["--events", "2000000"]),

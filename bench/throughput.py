@@ -21,7 +21,7 @@ Where the time goes: the CPU time of the passthrough, the worker, the sink and t
 (Linux's ``/proc``), as microseconds per event, next to what half the passthrough's rate leaves per event on this
 machine's cores: the profile behind figure 2.
 
-Run: ``python -m bench.throughput [--days 20] [--baseline-s 40]``
+Run: ``python -m bench.throughput [--days 60] [--baseline-s 40]``
 """
 
 from __future__ import annotations
@@ -288,7 +288,12 @@ def _us(micros: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=20, help="simulated days in the backlog (~5,500 events a day)")
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=60,
+        help="simulated days in the backlog, after a 28-day warm-up (60: 472,330 events)",
+    )
     parser.add_argument("--baseline-s", type=float, default=40, help="seconds to run the naive Faust app")
     parser.add_argument("--timeout", type=float, default=600, help="give up on a stage after this many seconds")
     parser.add_argument("--partitions", type=int, default=4)
