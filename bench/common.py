@@ -152,8 +152,9 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 @contextlib.contextmanager
-def broker_and_topics(run_dir: Path, partitions: int = 4) -> Iterator[Any]:
-    """A throw-away Tansu broker with the platform's topics; yields the Settings pointing at it."""
+def broker_and_topics(run_dir: Path, partitions: int = 4) -> Iterator[tuple[Any, int]]:
+    """A throw-away Tansu broker with the platform's topics; yields the Settings pointing at it and the broker's pid
+    (for its CPU time: :func:`cpu_seconds`)."""
     from scc.broker import start_broker
     from scc.processes import free_port
     from schemas.settings import Settings
@@ -164,7 +165,7 @@ def broker_and_topics(run_dir: Path, partitions: int = 4) -> Iterator[Any]:
     settings = Settings(kafka=f"127.0.0.1:{port}", data_dir=run_dir / "var", input_partitions=partitions, store=None)
     try:
         asyncio.run(create_topics(settings))
-        yield settings
+        yield settings, broker.process.pid
     finally:
         broker.stop()
 

@@ -120,7 +120,10 @@ def main(argv: list[str] | None = None) -> Result:
     history = [e for e in events if e.occurred_at < SIM_START]
     live = [e for e in events if e.occurred_at >= SIM_START][:n_live]
     print(f"{len(history):,} history events, {len(live):,} live events")
-    with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp, broker_and_topics(Path(tmp) / "run") as settings:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp,
+        broker_and_topics(Path(tmp) / "run") as (settings, _),
+    ):
         tmp_path = Path(tmp)
         store_dsn = f"chdb://{tmp_path / 'store'}"
         env = {

@@ -311,14 +311,13 @@ def main(argv: list[str] | None = None) -> Result:
     details: dict = {"events": total, "partitions": args.partitions, "workers": args.workers}
     with (
         tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp,
-        broker_and_topics(Path(tmp) / "run", args.partitions) as settings,
+        broker_and_topics(Path(tmp) / "run", args.partitions) as (settings, broker_pid),
     ):
         tmp_path = Path(tmp)
         details["produce_rate"] = round(asyncio.run(_produce(settings, events)))
         del events
 
         run_dir = tmp_path / "run"
-        broker_pid = int((run_dir / "broker.pid").read_text())  # scc.broker.start_broker's pid file
         print("passthrough: aiokafka -> chDB, no processing")
         passthrough = asyncio.run(_passthrough(settings, tmp_path / "passthrough", total, args.timeout, broker_pid))
         details["passthrough"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in passthrough.items()}
