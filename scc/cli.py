@@ -92,17 +92,45 @@ def db_refresh(store: StoreOption = None) -> None:
 @app.command()
 def replay(
     files: Annotated[
-        list[Path], typer.Argument(help="JSON Lines files of canonical events", exists=True, dir_okay=False)
-    ],
+        list[Path] | None,
+        typer.Argument(help="JSON Lines files of canonical events", exists=True, dir_okay=False, show_default=False),
+    ] = None,
+    from_store: Annotated[
+        bool,
+        typer.Option(
+            "--from-store",
+            help="no files: write the history again from the events the store holds (after a definition, target or "
+            "configuration change)",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="with --from-store: first snapshot time, ISO 8601 with offset")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="with --from-store: last snapshot time, ISO 8601 with offset")
+    ] = None,
     store: StoreOption = None,
     every_minutes: Annotated[int, typer.Option("--every", help="minutes of event time between history snapshots")] = 60,
 ) -> None:
-    """Backfill: events from files into the store and the indicator history they imply (idempotent)."""
+    """Backfill: events from files into the store and the indicator history they imply (idempotent); or, with
+    --from-store, the indicator history again from the events already stored."""
     from clickhouse.migrate import migrate
     from scc.replay import replay as run_replay
+    from scc.replay import replay_from_store
 
+    if from_store == bool(files):
+        raise fail("give JSON Lines files to load, or --from-store to replay the events already stored (not both)")
+    if not from_store and (since or until):
+        raise fail("--since and --until go with --from-store (a files replay covers the files' time span)")
+    first = parse_time(since, "--since") if since else None
+    last = parse_time(until, "--until") if until else None
+    if first and last and first > last:
+        raise fail(f"--since ({since}) is after --until ({until})")
+    if every_minutes < 1:
+        raise fail(f"--every: give a whole number of minutes, at least 1 (got {every_minutes})")
     settings = load_settings(store)
     config = load_platform_config(settings)
+    every = dt.timedelta(minutes=every_minutes)
     st = open_configured_store(settings)
     try:
         migrate(st)
@@ -111,14 +139,21 @@ def replay(
 
             def report(stage: str, done: int, total: int | None) -> None:
                 if stage not in tasks:
-                    tasks[stage] = progress.add_task(
-                        {"load": "loading events", "evaluate": "evaluating"}[stage], total=total
-                    )
+                    described = "reading stored events" if from_store else "loading events"
+                    tasks[stage] = progress.add_task({"load": described, "evaluate": "evaluating"}[stage], total=total)
                 progress.update(tasks[stage], completed=done, total=total)
 
-            result = run_replay(st, config, files, every=dt.timedelta(minutes=every_minutes), progress=report)
+            if from_store:
+                try:
+                    result = replay_from_store(st, config, every=every, progress=report, since=first, until=last)
+                except ValueError as exc:  # --since after the latest stored event, or --until before the earliest
+                    raise fail(str(exc)) from None
+            else:
+                result = run_replay(st, config, files or [], every=every, progress=report)
     finally:
         st.close()
+    if from_store and result.events == 0:
+        raise fail("the store holds no events to replay: load some first (scc replay FILE..., or the sink)")
     for reason in result.reject_reasons:
         typer.echo(f"rejected {reason}", err=True)
     typer.echo(

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from clickhouse.store import Store
 from scc.collector import paused_gc
-from schemas.events import Envelope, EventRejected, parse_event
+from schemas.events import MAX_FUTURE, Envelope, EventRejected, parse_json
 
 RAW_TABLES = ("raw_ed", "raw_ambulance", "raw_adt", "raw_discharge", "raw_opel")
 PARSE_BLOCK = 50_000
@@ -15,14 +15,16 @@ PARSE_BLOCK = 50_000
 
 
 def _parsed(payloads: Sequence[bytes]) -> Iterator[Envelope]:
-    """``parse_event`` of each payload, in order, parsed in one collector pause; a reject is raised after the events
-    before it have been yielded, exactly as a one-by-one parse would."""
+    """``parse_event`` of each payload, in order, parsed in one collector pause (stored bytes, so straight to
+    :func:`~schemas.events.parse_json`, the future bound worked out once); a reject is raised after the events before
+    it have been yielded, exactly as a one-by-one parse would."""
     events: list[Envelope] = []
     failure: EventRejected | None = None
+    latest = dt.datetime.now(dt.UTC) + MAX_FUTURE  # parse_event's future bound, worked out once per block
     with paused_gc():
         for raw in payloads:
             try:
-                events.append(parse_event(raw))
+                events.append(parse_json(raw, latest))
             except EventRejected as exc:
                 failure = exc
                 break

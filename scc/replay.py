@@ -21,7 +21,7 @@ from clickhouse.store import DeadLetter, FirstCopies, Store, file_event_lines, r
 from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
 from scc.collector import paused_gc
-from scc.history import events_until, holds_events
+from scc.history import event_time_span, events_until, holds_events
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, dump_event, topic_of
@@ -143,6 +143,11 @@ def history_events(
         events = before + [e for e in loaded if raw_key(e) not in stored]
     else:
         events = loaded.copy()
+    return _in_event_order(events, last)
+
+
+def _in_event_order(events: list[Envelope], last: dt.datetime) -> list[Envelope]:
+    """``events`` sorted in place into the engine's event-time order and cut after ``last``."""
     with paused_gc():  # the sort keys are one tuple per event: see paused_gc
         events.sort(key=EVENT_ORDER)  # in C: a lambda here was ~1 µs per event of a replay
     del events[bisect.bisect_right(events, last, key=OCCURRED_AT) :]  # after the sort: no test per event
@@ -217,24 +222,88 @@ def replay(
             events = history_events(store, loaded, mark, report.last, held=held)
             del loaded
             first = report.first if since is None else since
-            chunk: list[SnapshotRow] = []
-
-            def store_snapshots(batch: list[SnapshotRow]) -> None:
-                nonlocal chunk
-                report.snapshots += len(batch)
-                chunk += batch
-                if len(chunk) >= INSERT_CHUNK:
-                    writes.submit(store.insert_snapshots, chunk)
-                    chunk = []
-
-            _, alerts, refused = evaluate_history(events, config, first, report.last, every, progress, store_snapshots)
+            outcome = _write_history(store, writes, events, config, first, report.last, every, progress, report)
             del events
-            writes.submit(store.insert_snapshots, chunk)
-        if refused:
-            now = dt.datetime.now(dt.UTC)
-            store.insert_deadletters([engine_dead_letter(event, reason, now) for event, reason in refused])
-            report.engine_rejected = len(refused)
-            report.reject_reasons.extend(f"{event.event_id}: {reason}" for event, reason in refused[:20])
-        store.insert_alerts(alerts)
-        report.alerts = len(alerts)
+        _record_outcome(store, report, *outcome)
     return report
+
+
+def replay_from_store(
+    store: Store,
+    config: PlatformConfig,
+    *,
+    every: dt.timedelta = dt.timedelta(hours=1),
+    progress: Progress | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> ReplayReport:
+    """Write the indicator history again from the events the store already holds, with no files: what an ICB runs
+    after a definition, target or configuration change, since its live events came through Kafka and exist only in
+    the store. Snapshots from ``since`` (default: the earliest stored event) to ``until`` (default: the latest),
+    with the engine fed every stored event up to ``until`` (an entity opened before ``since`` counts as it did
+    live). The rewritten snapshots replace the stored ones (their table keeps the latest ``computed_at``); the
+    report counts the events read as ``events``. Raises :class:`ValueError` when ``since`` is after ``until``."""
+    report = ReplayReport()
+    span = event_time_span(store)
+    if span is None:
+        return report
+    last = span[1] if until is None else until
+    first = span[0] if since is None else since
+    if first > last:
+        raise ValueError(f"since ({first.isoformat()}) is after until ({last.isoformat()}): nothing to evaluate")
+    with paused_gc():  # the whole replay, as in replay()
+        events: list[Envelope] = []
+        for events_read, event in enumerate(events_until(store, last), start=1):
+            events.append(event)
+            if progress and events_read % PROGRESS_EVERY == 0:
+                progress("load", events_read, None)
+        report.events, report.first, report.last = len(events), span[0], last
+        if progress:
+            progress("load", len(events), len(events))
+        events = _in_event_order(events, last)
+        with BackgroundWrites(store) as writes:
+            outcome = _write_history(store, writes, events, config, first, last, every, progress, report)
+            del events
+        _record_outcome(store, report, *outcome)
+    return report
+
+
+def _write_history(
+    store: Store,
+    writes: BackgroundWrites,
+    events: list[Envelope],
+    config: PlatformConfig,
+    first: dt.datetime,
+    last: dt.datetime,
+    every: dt.timedelta,
+    progress: Progress | None,
+    report: ReplayReport,
+) -> tuple[list[AlertEvent], list[tuple[Envelope, str]]]:
+    """Evaluate the history of ``events`` (in event-time order) and hand its snapshots to ``writes`` in chunks as
+    they are taken; returns the alerts raised and resolved and the events the engine refused."""
+    chunk: list[SnapshotRow] = []
+
+    def store_snapshots(batch: list[SnapshotRow]) -> None:
+        nonlocal chunk
+        report.snapshots += len(batch)
+        chunk += batch
+        if len(chunk) >= INSERT_CHUNK:
+            writes.submit(store.insert_snapshots, chunk)
+            chunk = []
+
+    _, alerts, refused = evaluate_history(events, config, first, last, every, progress, store_snapshots)
+    writes.submit(store.insert_snapshots, chunk)
+    return alerts, refused
+
+
+def _record_outcome(
+    store: Store, report: ReplayReport, alerts: list[AlertEvent], refused: list[tuple[Envelope, str]]
+) -> None:
+    """Store the history's alerts and, as dead letters, the events the engine refused; count both in ``report``."""
+    if refused:
+        now = dt.datetime.now(dt.UTC)
+        store.insert_deadletters([engine_dead_letter(event, reason, now) for event, reason in refused])
+        report.engine_rejected = len(refused)
+        report.reject_reasons.extend(f"{event.event_id}: {reason}" for event, reason in refused[:20])
+    store.insert_alerts(alerts)
+    report.alerts = len(alerts)

@@ -160,7 +160,7 @@ def released_reason(kind: FactKind, entity_id: str, retention: dt.timedelta) -> 
     hours = retention.total_seconds() / 3600
     return (
         f"occurred_at: {kind} {entity_id!r} was closed and released from the live worker's state (its event clock "
-        f"passed {hours:g} h after its last event); history is corrected by `scc replay`"
+        f"passed {hours:g} h after its last event); history is corrected by `scc replay --from-store`"
     )
 
 

@@ -7,6 +7,7 @@ next to each assertion. Replaying twice, or in reverse order, must change nothin
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,61 @@ def test_indicators_rejects_naive_time(tmp_path: Path) -> None:
     result = _scc("indicators", "--at", "2026-03-02T10:00:00", "--json", store=f"chdb://{tmp_path / 'store'}")
     assert result.returncode == 2
     assert "--at" in result.stderr and "offset" in result.stderr
+
+
+def test_replay_from_store_rewrites_the_history_under_a_changed_target(tmp_path: Path) -> None:
+    """After a target change the ICB has no files (its events came live): `scc replay --from-store` writes the
+    history again from the stored events, replacing each snapshot's target and status, adding no rows."""
+    path = tmp_path / "day.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in _worked_examples()))
+    store = f"chdb://{tmp_path / 'store'}"
+    assert _scc("replay", str(path), store=store).returncode == 0
+    history = "SELECT ts, value, target, status FROM scc.indicator_snapshots FINAL"
+    ed_4h = f"{history} WHERE indicator = 'ed_4h_pct' AND `window` = 'today' AND scope_code = 'QK1' ORDER BY ts"
+    before = json.loads(_scc("query", ed_4h, "--format", "json", store=store).stdout)
+    assert before[-1]["value"] == pytest.approx(200 / 3)  # at 14:10, the last event: 2 of 3 within 4 hours
+    assert (before[-1]["target"], before[-1]["status"]) == (78, "red")  # 11.3 points short of 78
+    count = "SELECT count() AS n FROM scc.indicator_snapshots FINAL"
+    rows = json.loads(_scc("query", count, "--format", "json", store=store).stdout)[0]["n"]
+
+    # The ICB lowers its local 4-hour target for 2025/26 to 60% (the national target is 78%).
+    icb = tmp_path / "icb.yaml"
+    llr = (Path(__file__).parents[2] / "config" / "icb" / "llr.yaml").read_text()
+    lowered = '  "2025/26":\n    ed_4h_pct: {op: ">=", value: 60, amber_within: 5, alert_margin: 1, source: "test"}\n'
+    assert '  "2025/26":\n' in llr
+    icb.write_text(llr.replace('  "2025/26":\n', lowered, 1))
+    result = subprocess.run(
+        [sys.executable, "-m", "scc.cli", "replay", "--from-store", "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "SCC_ICB_FILE": str(icb)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"events: {len(_worked_examples())}" in result.stdout
+    after = json.loads(_scc("query", ed_4h, "--format", "json", store=store).stdout)
+    assert [(r["ts"], r["value"]) for r in after] == [(r["ts"], r["value"]) for r in before]  # same times, values
+    assert (after[-1]["target"], after[-1]["status"]) == (60, "green")  # 66.7 >= 60
+    assert {r["target"] for r in after} == {60}  # every snapshot of the history rewritten, not only the last
+    assert json.loads(_scc("query", count, "--format", "json", store=store).stdout)[0]["n"] == rows  # none added
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give JSON Lines files to load, or --from-store"),
+        (("--from-store", "FILE"), "not both"),
+        (("FILE", "--since", "2026-03-02T00:00:00Z"), "--since and --until go with --from-store"),
+        (("--from-store", "--since", "2026-03-02T00:00:00"), "--since: give an offset"),
+        (("--from-store", "--since", "2026-03-03T00:00:00Z", "--until", "2026-03-02T00:00:00Z"), "is after --until"),
+        (("--from-store", "--every", "0"), "--every: give a whole number of minutes, at least 1"),
+        (("--from-store",), "the store holds no events to replay"),
+    ],
+)
+def test_replay_arguments_are_checked(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    path = tmp_path / "day.jsonl"
+    path.write_bytes(orjson.dumps(_worked_examples()[0]) + b"\n")
+    result = _scc("replay", *(str(path) if a == "FILE" else a for a in args), store=f"chdb://{tmp_path / 'store'}")
+    assert result.returncode == 2, result.stdout
+    assert message in " ".join(result.stderr.split())  # rich may wrap the message

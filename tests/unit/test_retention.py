@@ -336,7 +336,7 @@ def test_a_late_event_for_a_released_entity_is_rejected_with_its_reason_and_chan
         worker.tracker.admit(late)
     assert info.value.reason == (
         "occurred_at: ed 'A' was closed and released from the live worker's state (its event clock passed 168 h "
-        "after its last event); history is corrected by `scc replay`"
+        "after its last event); history is corrected by `scc replay --from-store`"
     )
     assert worker.feed([late]) == 0
     assert worker.rejected == [(late, info.value.reason)]
