@@ -34,8 +34,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import Figure, Rate, Result, migrated_store, rss_bytes, simulated
+
+if TYPE_CHECKING:  # the replay code is imported by the processes that replay, not by the one that starts them
+    from scc.replay import Progress, ReplayReport
 
 ENGLAND_YEAR_EVENTS = 150_000_000
 REPLAY_START = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
@@ -43,7 +47,7 @@ REPLAY_START = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
 GOAL_EVENTS_PER_S = 85_000
 
 
-def _progress_lines() -> Callable[[str, int, int | None], None]:
+def progress_lines() -> Callable[[str, int, int | None], None]:
     """A progress callback that prints rate lines per stage."""
     rates: dict[str, Rate] = {}
 
@@ -64,55 +68,39 @@ def top_functions(profile: cProfile.Profile, n: int = 15) -> str:
     return "\n".join(line.rstrip() for line in lines[start : start + n + 1])
 
 
-def _cadence(every: float) -> str:
+def cadence_name(every: float) -> str:
+    """How a snapshot cadence reads in labels: hourly, daily or every N min."""
     return {60.0: "hourly", 1440.0: "daily"}.get(every, f"every {every:g} min")
 
 
-def _one_replay(
-    path: Path, store_dir: Path, every_min: float, first: dt.datetime, profile: bool, tag: str = ""
-) -> dict:
-    """One whole replay of ``path`` into a new store at ``store_dir``, run in a fresh process (see :func:`main`):
-    its timings, its peak memory over the RSS it started with, and (``profile``) the cProfile of its main thread.
-    ``tag`` names it in the progress lines when several run at once."""
-    from scc.replay import replay
-    from schemas.config import load_config
-
-    config = load_config()
-    store = migrated_store(store_dir)
-    label = _cadence(every_min) + tag
-    progress = _progress_lines()
+def timed_replay(label: str, every_min: float, run: Callable[[Progress], ReplayReport]) -> dict:
+    """Run one replay (``run``, given a progress callback that prints rate lines) in this process and measure it:
+    its counts, where its time went by stage (the first stage, ``load``, reads the events; ``evaluate`` runs the
+    engine with the raw inserts, if any, still beside it; the rest waits for the inserts and stores the last
+    snapshots), its rate, a year of England extrapolated from it, and its peak memory over the RSS it started with.
+    ``started_at``/``ended_at`` are wall-clock times, comparable between the processes of an at-once run."""
+    progress = progress_lines()
     ends: dict[str, float] = {}
 
     def timed_progress(stage: str, done: int, total: int | None) -> None:
         ends[stage] = time.perf_counter()
         progress(f"{stage} ({label})", done, total)
 
-    profiler = cProfile.Profile() if profile else None
     rss_before = rss_bytes()
-    started_at = time.time()  # wall clock, comparable between the processes of an at-once run
+    started_at = time.time()
     t0 = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    report = replay(store, config, [path], every=dt.timedelta(minutes=every_min), progress=timed_progress, since=first)
-    if profiler:
-        profiler.disable()
+    report = run(timed_progress)
     total_s = time.perf_counter() - t0
     ended_at = time.time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB; this process's high-water
-    stored = store.query_rows(
-        "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
-    )[0][0]
-    store.close()
-    if profiler:
-        return {"profile_top": top_functions(profiler)}
-    load_s = ends["load"] - t0  # parsing, with the raw inserts running beside it
-    evaluate_s = ends["evaluate"] - ends["load"]  # history order + engine, raw inserts still beside it
-    rest_s = total_s - load_s - evaluate_s  # waiting for the raw inserts to end, then storing snapshots
-    run = {
+    load_s = ends.get("load", t0) - t0
+    evaluate_s = ends.get("evaluate", t0 + load_s) - t0 - load_s
+    rest_s = total_s - load_s - evaluate_s
+    events = max(report.events, 1)
+    run_out = {
         "every_min": every_min,
         "events": report.events,
         "last": report.last,
-        "stored_raw_rows": stored,
         "snapshots": report.snapshots,
         "alerts": report.alerts,
         "load_seconds": round(load_s, 2),
@@ -121,29 +109,61 @@ def _one_replay(
         "store_wait_and_snapshot_insert_seconds": round(rest_s, 2),
         "replay_seconds": round(total_s, 2),
         "events_per_s": round(report.events / total_s),
-        "england_year_minutes_extrapolated": _england_minutes(report.events / total_s),
+        "england_year_minutes_extrapolated": england_minutes(report.events / total_s),
         "peak_rss_mib": round(peak / 2**20),
-        "peak_growth_bytes_per_event": round((peak - rss_before) / report.events),
+        "peak_growth_bytes_per_event": round((peak - rss_before) / events),
         "started_at": started_at,
         "ended_at": ended_at,
     }
     print(
         f"{label}: replayed {report.events:,} events in {total_s:.1f}s = {report.events / total_s:,.0f} "
-        f"events/s (load {load_s:.1f}s, evaluate {evaluate_s:.1f}s, raw inserts' end and snapshots insert "
+        f"events/s (load {load_s:.1f}s, evaluate {evaluate_s:.1f}s, then waiting for the store's writes "
         f"{rest_s:.1f}s); {report.snapshots:,} snapshots; a year of England: "
-        f"{run['england_year_minutes_extrapolated']:,.0f} min; peak RSS {peak / 2**20:,.0f} MiB "
-        f"({run['peak_growth_bytes_per_event']:,} bytes per event over the process's RSS before the replay)",
+        f"{run_out['england_year_minutes_extrapolated']:,.0f} min; peak RSS {peak / 2**20:,.0f} MiB "
+        f"({run_out['peak_growth_bytes_per_event']:,} bytes per event over the process's RSS before the replay)",
         flush=True,
     )
-    return run
+    return run_out
 
 
-def _england_minutes(events_per_s: float) -> float:
+def _one_replay(
+    path: Path, store_dir: Path, every_min: float, first: dt.datetime, profile: bool, tag: str = ""
+) -> dict:
+    """One whole replay of ``path`` into a new store at ``store_dir``, run in a fresh process (see :func:`main`):
+    :func:`timed_replay`'s figures and the raw rows stored, or (``profile``) the cProfile of its main thread.
+    ``tag`` names it in the progress lines when several run at once."""
+    from scc.replay import replay
+    from schemas.config import load_config
+
+    config = load_config()
+    store = migrated_store(store_dir)
+    profiler = cProfile.Profile() if profile else None
+
+    def run(progress: Progress) -> ReplayReport:
+        if profiler:
+            profiler.enable()
+        try:
+            return replay(store, config, [path], every=dt.timedelta(minutes=every_min), progress=progress, since=first)
+        finally:
+            if profiler:
+                profiler.disable()
+
+    out = timed_replay(cadence_name(every_min) + tag, every_min, run)
+    out["stored_raw_rows"] = store.query_rows(
+        "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
+    )[0][0]
+    store.close()
+    if profiler:
+        return {"profile_top": top_functions(profiler)}
+    return out
+
+
+def england_minutes(events_per_s: float) -> float:
     """Minutes a year of England (``ENGLAND_YEAR_EVENTS``) would take at a measured rate."""
     return round(ENGLAND_YEAR_EVENTS / events_per_s / 60, 1)
 
 
-def _england_figure(how: str, minutes: float, note: str) -> Figure:
+def england_figure(how: str, minutes: float, note: str) -> Figure:
     """The extrapolated year of England next to its goal (under 30 minutes); ``how`` follows "A year of England"."""
     return Figure(
         f"A year of England (150M events){how}, extrapolated",
@@ -155,29 +175,25 @@ def _england_figure(how: str, minutes: float, note: str) -> Figure:
     )
 
 
-def _at_once(paths: list[Path], tmp: Path, every_min: float, first: dt.datetime, context: object) -> dict:
-    """Replays of every file in ``paths`` at the same time, one fresh process each, each into its own store (as
-    England's ICBs would be: one store per ICB); the combined rate is every event over the wall time from the first
-    replay's start to the last one's end."""
-    label = _cadence(every_min)
-    print(f"{len(paths)} replays at once ({label}) ...", flush=True)
-    with ProcessPoolExecutor(len(paths), mp_context=context) as pool:  # type: ignore[arg-type]
-        futures = [
-            pool.submit(_one_replay, path, tmp / f"store-at-once-{label}-{i}", every_min, first, False, f" #{i + 1}")
-            for i, path in enumerate(paths)
-        ]
-        outs = [f.result() for f in futures]
+def at_once(jobs: list[tuple[Callable[..., dict], tuple]], every_min: float, context: object) -> dict:
+    """``jobs`` (a :func:`timed_replay` function and its arguments, one per ICB store) run at the same time, one fresh
+    process each (as England's ICBs would be replayed: one store per ICB); the combined rate is every event over the
+    wall time from the first replay's start to the last one's end."""
+    label = cadence_name(every_min)
+    print(f"{len(jobs)} replays at once ({label}) ...", flush=True)
+    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:  # type: ignore[arg-type]
+        outs = [f.result() for f in [pool.submit(job, *args) for job, args in jobs]]
     wall = max(o["ended_at"] for o in outs) - min(o["started_at"] for o in outs)
     events = sum(o["events"] for o in outs)
     rate = events / wall
-    print(f"{len(paths)} replays at once ({label}): {events:,} events in {wall:.1f}s = {rate:,.0f} events/s combined")
+    print(f"{len(jobs)} replays at once ({label}): {events:,} events in {wall:.1f}s = {rate:,.0f} events/s combined")
     return {
         "every_min": every_min,
-        "replays": len(paths),
+        "replays": len(jobs),
         "events": events,
         "wall_seconds": round(wall, 2),
         "events_per_s": round(rate),
-        "england_year_minutes_extrapolated": _england_minutes(rate),
+        "england_year_minutes_extrapolated": england_minutes(rate),
         "peak_rss_mib_total": sum(o["peak_rss_mib"] for o in outs),
         "each": [{k: o[k] for k in ("events", "replay_seconds", "events_per_s", "peak_rss_mib")} for o in outs],
     }
@@ -236,9 +252,21 @@ def main(argv: list[str] | None = None) -> Result:
                 profile_top = out["profile_top"]
             else:
                 runs.append(out)
-        at_once = (
-            [_at_once(paths, Path(tmp), every_min, first, spawn) for every_min in cadences] if args.at_once > 1 else []
-        )
+        pairs = [
+            at_once(
+                [
+                    (
+                        _one_replay,
+                        (path, Path(tmp) / f"store-at-once-{every_min:g}-{i}", every_min, first, False, f" #{i + 1}"),
+                    )
+                    for i, path in enumerate(paths)
+                ],
+                every_min,
+                spawn,
+            )
+            for every_min in cadences
+            if args.at_once > 1
+        ]
     last = runs[0]["last"]
     hours = (last - first).total_seconds() / 3600
     events = runs[0]["events"]
@@ -249,14 +277,14 @@ def main(argv: list[str] | None = None) -> Result:
         "simulate_seconds": round(generate_s, 1),
         "cadences": [{k: v for k, v in run.items() if k not in ("last", "events", "stored_raw_rows")} for run in runs],
     }
-    if at_once:
-        details["at_once"] = at_once
+    if pairs:
+        details["at_once"] = pairs
     if profile_top:
         details["profile_top"] = profile_top
         print(profile_top)
     figures = []
     for run in runs:
-        cadence = _cadence(run["every_min"])
+        cadence = cadence_name(run["every_min"])
         figures.append(
             Figure(
                 f"Replay/backfill rate, {cadence} snapshots (files -> validate -> raw store -> engine -> snapshots)",
@@ -272,10 +300,10 @@ def main(argv: list[str] | None = None) -> Result:
             )
         )
         figures.append(
-            _england_figure(f", {cadence} snapshots", run["england_year_minutes_extrapolated"], "150M / measured rate")
+            england_figure(f", {cadence} snapshots", run["england_year_minutes_extrapolated"], "150M / measured rate")
         )
-    for run in at_once:
-        cadence = _cadence(run["every_min"])
+    for run in pairs:
+        cadence = cadence_name(run["every_min"])
         figures.append(
             Figure(
                 f"{run['replays']} ICB-year replays at once, {cadence} snapshots, combined rate",
@@ -288,7 +316,7 @@ def main(argv: list[str] | None = None) -> Result:
             )
         )
         figures.append(
-            _england_figure(
+            england_figure(
                 f" as ICB replays {run['replays']} at a time, {cadence} snapshots",
                 run["england_year_minutes_extrapolated"],
                 "150M / combined rate: England is 42 ICBs, each replayed into its own store",

@@ -1,0 +1,178 @@
+"""Figure 3 after a definition change: the indicator history written again from the events the store holds.
+
+What an ICB runs after a definition, target or configuration change (``scc replay --from-store``): its live events
+came through Kafka, so the store is their only copy, and there are no files to replay. ``bench.replay`` measures a
+backfill from files; this measures the other half of the issue's "replaying a year of history after a definition
+changes".
+
+A sample like ``bench.replay``'s (``--days`` after a ``--warmup-days`` warm-up, seed 1; seeds 2..N for
+``--at-once N``) is written as JSON lines and loaded into a store of its own (raw events only, no history: what the
+sink or a backfill left; not timed). Then :func:`scc.replay.replay_from_store` runs in a fresh process per store and
+cadence: it reads every stored event back (``FINAL``, one row per key), validates it again, puts them all in
+event-time order, runs the engine, takes snapshots every ``--every`` minutes of event time from the warm-up's start,
+and stores them (replacing those of an earlier run). The rate is stored events / wall time; a year of England (~150
+million events) is extrapolated from it, and with ``--at-once N`` from N stores replayed at the same time, one process
+each, as England's 42 ICB stores would be.
+
+Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--at-once 2]``; ``--days 365`` is a ~2M-event
+sample per store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.common import Figure, Result, migrated_store, simulated
+from bench.replay import (
+    GOAL_EVENTS_PER_S,
+    REPLAY_START,
+    at_once,
+    cadence_name,
+    england_figure,
+    timed_replay,
+)
+
+if TYPE_CHECKING:
+    from scc.replay import Progress, ReplayReport
+
+
+def _load_raw(path: Path, store_dir: Path) -> int:
+    """Load ``path`` into a new store at ``store_dir``: the raw events only (run in a fresh process)."""
+    from scc.replay import ReplayReport, load_files
+
+    store = migrated_store(store_dir)
+    report = ReplayReport()
+    load_files(store, [path], report)
+    store.close()
+    return report.events
+
+
+def _from_store(store_dir: Path, every_min: float, first: dt.datetime, tag: str = "") -> dict:
+    """One replay from the store at ``store_dir``, run in a fresh process: :func:`~bench.replay.timed_replay`'s
+    figures (its ``load`` stage is reading the stored events back and validating them)."""
+    from clickhouse.store import open_store
+    from scc.replay import replay_from_store
+    from schemas.config import load_config
+
+    config = load_config()
+    store = open_store(f"chdb://{store_dir}")
+
+    def run(progress: Progress) -> ReplayReport:
+        return replay_from_store(store, config, every=dt.timedelta(minutes=every_min), progress=progress, since=first)
+
+    try:
+        return timed_replay(f"{cadence_name(every_min)} from the store{tag}", every_min, run)
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> Result:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=float, default=14, help="simulated days after the warm-up")
+    parser.add_argument("--warmup-days", type=float, default=7, help="simulated warm-up days")
+    parser.add_argument(
+        "--every", default="60,1440", help="minutes of event time between snapshots; a comma list runs each cadence"
+    )
+    parser.add_argument(
+        "--at-once", type=int, default=1, help="also replay N stores (seeds 1..N, N ICB-years) at the same time"
+    )
+    args = parser.parse_args(argv)
+    cadences = [float(m) for m in args.every.split(",")]
+
+    from connectors.simulator import write_jsonl
+
+    started = time.perf_counter()
+    first = REPLAY_START - dt.timedelta(days=args.warmup_days)
+    spawn = multiprocessing.get_context("spawn")  # chDB: one store per process; a fresh heap for each replay
+    runs: list[dict] = []
+    pairs: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="bench-replay-store-") as tmp:
+        stores = [Path(tmp) / f"store-{seed}" for seed in range(1, max(args.at_once, 1) + 1)]
+        paths = []
+        for seed in range(1, len(stores) + 1):
+            paths.append(Path(tmp) / f"events-{seed}.jsonl")
+            sample = simulated(args.days, seed=seed, warmup_days=args.warmup_days, start=REPLAY_START)
+            print(f"sample {seed}: {write_jsonl(sample, paths[-1]):,} events", flush=True)
+        t = time.perf_counter()
+        with ProcessPoolExecutor(len(stores), mp_context=spawn) as pool:
+            loaded = list(pool.map(_load_raw, paths, stores))
+        print(f"stores loaded (raw events only, not timed): {loaded} events in {time.perf_counter() - t:.1f}s")
+        for every_min in cadences:
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                runs.append(pool.submit(_from_store, stores[0], every_min, first).result())
+            if args.at_once > 1:
+                jobs = [(_from_store, (store, every_min, first, f" #{i + 1}")) for i, store in enumerate(stores)]
+                pairs.append(at_once(jobs, every_min, spawn))
+    events = runs[0]["events"]
+    days = (runs[0]["last"] - first).total_seconds() / 86400
+    figures = []
+    for run in runs:
+        cadence = cadence_name(run["every_min"])
+        figures.append(
+            Figure(
+                f"Replay from the store after a definition change, {cadence} snapshots (stored events -> validate "
+                "-> engine -> snapshots)",
+                run["events_per_s"],
+                "events/s",
+                GOAL_EVENTS_PER_S,
+                note=f"`scc replay --from-store` over {events:,} stored LLR events, {days:,.0f} days, "
+                f"{run['snapshots']:,} snapshot rows; one process; time: read back and validate "
+                f"{run['load_seconds']:.1f} s, evaluate {run['evaluate_seconds']:.1f} s, snapshots' store "
+                f"{run['store_wait_and_snapshot_insert_seconds']:.1f} s; peak memory "
+                f"{run['peak_growth_bytes_per_event']:,} bytes per event",
+            )
+        )
+        figures.append(
+            england_figure(
+                f" from the store, {cadence} snapshots",
+                run["england_year_minutes_extrapolated"],
+                "150M / measured rate",
+            )
+        )
+    for pair in pairs:
+        cadence = cadence_name(pair["every_min"])
+        figures.append(
+            Figure(
+                f"{pair['replays']} ICB stores replayed at once after a definition change, {cadence} snapshots, "
+                "combined rate",
+                pair["events_per_s"],
+                "events/s",
+                GOAL_EVENTS_PER_S,
+                note=f"{pair['replays']} stores like the one above (other seeds), one process each, started together: "
+                f"{pair['events']:,} events in {pair['wall_seconds']:,.0f} s from the first start to the last end; "
+                f"peak memory {pair['peak_rss_mib_total']:,} MiB in all",
+            )
+        )
+        figures.append(
+            england_figure(
+                f" from its ICB stores, {pair['replays']} at a time, {cadence} snapshots",
+                pair["england_year_minutes_extrapolated"],
+                "150M / combined rate: England is 42 ICBs, each with its own store",
+            )
+        )
+    details = {
+        "sample_events": events,
+        "cadences": [{k: v for k, v in run.items() if k not in ("last", "events")} for run in runs],
+        "at_once": pairs,
+    }
+    result = Result(
+        "replay_store",
+        f"python -m bench.replay_store --days {args.days:g} --warmup-days {args.warmup_days:g} --every {args.every}"
+        + (f" --at-once {args.at_once}" if args.at_once > 1 else ""),
+        figures=figures,
+        details=details,
+        seconds=time.perf_counter() - started,
+    )
+    result.write()
+    return result
+
+
+if __name__ == "__main__":
+    main()
