@@ -24,7 +24,7 @@ from scc.collector import paused_gc
 from scc.history import event_time_span, events_until, holds_events
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
-from schemas.events import Envelope, dump_event, topic_of
+from schemas.events import Envelope, EventRejected, dump_event, topic_of
 from schemas.indicators import SnapshotRow
 from streams.alerts import AlertTracker
 from streams.engine import Engine
@@ -242,7 +242,8 @@ def replay_from_store(
     the store. Snapshots from ``since`` (default: the earliest stored event) to ``until`` (default: the latest),
     with the engine fed every stored event up to ``until`` (an entity opened before ``since`` counts as it did
     live). The rewritten snapshots replace the stored ones (their table keeps the latest ``computed_at``); the
-    report counts the events read as ``events``. Raises :class:`ValueError` when ``since`` is after ``until``."""
+    report counts the events read as ``events``. Raises :class:`ValueError`, having written nothing, when ``since`` is
+    after ``until`` or a stored event no longer passes the event contract."""
     report = ReplayReport()
     span = event_time_span(store)
     if span is None:
@@ -253,10 +254,15 @@ def replay_from_store(
         raise ValueError(f"since ({first.isoformat()}) is after until ({last.isoformat()}): nothing to evaluate")
     with paused_gc():  # the whole replay, as in replay()
         events: list[Envelope] = []
-        for events_read, event in enumerate(events_until(store, last), start=1):
-            events.append(event)
-            if progress and events_read % PROGRESS_EVERY == 0:
-                progress("load", events_read, None)
+        try:
+            for events_read, event in enumerate(events_until(store, last), start=1):
+                events.append(event)
+                if progress and events_read % PROGRESS_EVERY == 0:
+                    progress("load", events_read, None)
+        except EventRejected as exc:  # stored when it passed: the contract has changed since, incompatibly
+            raise ValueError(
+                f"a stored event no longer passes the event contract ({exc.reason}); nothing was rewritten"
+            ) from None
         report.events, report.first, report.last = len(events), span[0], last
         if progress:
             progress("load", len(events), len(events))

@@ -4,7 +4,8 @@ files to replay after a definition, target or configuration change: the store is
 
 Pinned here: with the same configuration it rewrites exactly the history a files replay wrote (the same rows, none
 added); ``since``/``until`` bound the snapshot times while the engine still sees every earlier event (an entity opened
-before ``since`` counts as it did); an empty store gives an empty report; ``since`` after ``until`` is refused. The
+before ``since`` counts as it did); an empty store gives an empty report; ``since`` after ``until`` is refused,
+and so is a stored event the contract now refuses, before anything is written. The
 CLI, and a changed target rewriting the stored statuses, are in tests/integration/test_cli_replay.py.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from events_factory import config, simulated_llr
 
-from clickhouse.store import Store
+from clickhouse.store import EventLines, Store
 from connectors.files import write_jsonl
 from scc.replay import evaluate_history, replay, replay_from_store
 from streams.entities import EVENT_ORDER
@@ -99,3 +100,17 @@ def test_since_after_until_is_refused(store: Store, tmp_path: Path) -> None:
     _replayed(store, tmp_path, seed=13)
     with pytest.raises(ValueError, match="is after until"):
         replay_from_store(store, CONFIG, every=EVERY, since=START + dt.timedelta(hours=10), until=START)
+
+
+def test_a_stored_event_the_contract_now_refuses_stops_the_replay_before_anything_is_written(
+    store: Store, tmp_path: Path
+) -> None:
+    """Stored events passed the contract when they came; one that no longer does (the contract changed
+    incompatibly) is reported with its reason, and the stored history is left as it was."""
+    _replayed(store, tmp_path, seed=14)
+    before = _stored_rows(store)
+    line = b'-1\t-1\t{"event_id":"odd","event_type":"ed.arrived","occurred_at":"2026-03-02T07:00:00Z"}\n'
+    store.insert_event_lines(EventLines("raw_ed", line, 1))  # stored without source, org_code, attendance_id...
+    with pytest.raises(ValueError, match=r"a stored event no longer passes the event contract \(source: Field"):
+        replay_from_store(store, CONFIG, every=EVERY)
+    assert _stored_rows(store) == before
