@@ -4,9 +4,9 @@ files to replay after a definition, target or configuration change: the store is
 
 Pinned here: with the same configuration it rewrites exactly the history a files replay wrote (the same rows, none
 added); ``since``/``until`` bound the snapshot times while the engine still sees every earlier event (an entity opened
-before ``since`` counts as it did); an empty store gives an empty report; ``since`` after ``until`` is refused,
-and so is a stored event the contract now refuses, before anything is written. The
-CLI, and a changed target rewriting the stored statuses, are in tests/integration/test_cli_replay.py.
+before ``since`` counts as it did); an empty store gives an empty report; ``since`` after ``until`` is refused, and so
+is a stored event the contract now refuses, before anything is written. The CLI, and a changed target rewriting the
+stored statuses, are in tests/integration/test_cli_replay.py.
 """
 
 from __future__ import annotations
