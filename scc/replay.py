@@ -1,4 +1,5 @@
-"""Backfill without a broker: canonical events from files into the store, and the indicator history they imply.
+"""Backfill without a broker: canonical events from files into the store, and the indicator history they imply;
+or the history written again from the events the store already holds (:func:`replay_from_store`).
 
 Replay is idempotent and order-independent by construction: raw events deduplicate on ``event_id`` in the store,
 and the history is then evaluated from *everything the store holds* in event-time order, so replaying a file twice,
@@ -251,7 +252,10 @@ def replay_from_store(
     last = span[1] if until is None else until
     first = span[0] if since is None else since
     if first > last:
-        raise ValueError(f"since ({first.isoformat()}) is after until ({last.isoformat()}): nothing to evaluate")
+        raise ValueError(
+            f"nothing to evaluate: the first snapshot time {first.isoformat()} is after the last {last.isoformat()} "
+            f"(the stored events span {span[0].isoformat()} to {span[1].isoformat()})"
+        )
     with paused_gc():  # the whole replay, as in replay()
         events: list[Envelope] = []
         try:
