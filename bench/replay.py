@@ -163,15 +163,28 @@ def england_minutes(events_per_s: float) -> float:
     return round(ENGLAND_YEAR_EVENTS / events_per_s / 60, 1)
 
 
-def england_figure(how: str, minutes: float, note: str) -> Figure:
-    """The extrapolated year of England next to its goal (under 30 minutes); ``how`` follows "A year of England"."""
-    return Figure(
-        f"A year of England (150M events){how}, extrapolated",
-        minutes,
-        "min",
-        30,
-        higher_is_better=False,
-        note=note,
+def rate_figures(name: str, run: dict, note: str, how: str, england_note: str) -> list[Figure]:
+    """A replay's rate (``run``: :func:`timed_replay`'s or :func:`at_once`'s figures) next to the goal, then the year
+    of England extrapolated from it next to its goal (under 30 minutes); ``how`` follows "A year of England"."""
+    return [
+        Figure(name, run["events_per_s"], "events/s", GOAL_EVENTS_PER_S, note=note),
+        Figure(
+            f"A year of England (150M events){how}, extrapolated",
+            run["england_year_minutes_extrapolated"],
+            "min",
+            30,
+            higher_is_better=False,
+            note=england_note,
+        ),
+    ]
+
+
+def at_once_note(pair: dict, what: str) -> str:
+    """The note of an :func:`at_once` rate: what ran (``what``: "samples", "stores"), how many events, how long."""
+    return (
+        f"{pair['replays']} {what} like the one above (other seeds), one process each, started together: "
+        f"{pair['events']:,} events in {pair['wall_seconds']:,.0f} s from the first start to the last end; "
+        f"peak memory {pair['peak_rss_mib_total']:,} MiB in all"
     )
 
 
@@ -285,42 +298,26 @@ def main(argv: list[str] | None = None) -> Result:
     figures = []
     for run in runs:
         cadence = cadence_name(run["every_min"])
-        figures.append(
-            Figure(
-                f"Replay/backfill rate, {cadence} snapshots (files -> validate -> raw store -> engine -> snapshots)",
-                run["events_per_s"],
-                "events/s",
-                GOAL_EVENTS_PER_S,
-                note=f"sample of {events:,} LLR events over {hours / 24:,.0f} days, {run['snapshots']:,} "
-                f"snapshot rows; one process; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
-                f"{run['evaluate_seconds']:.1f} s, store wait {run['store_wait_and_snapshot_insert_seconds']:.1f} s; "
-                f"peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
-                "event replayed (the replay holds the files' events: one ICB-year, ~3.6M events, fits; all England in "
-                "one process would not)",
-            )
-        )
-        figures.append(
-            england_figure(f", {cadence} snapshots", run["england_year_minutes_extrapolated"], "150M / measured rate")
+        figures += rate_figures(
+            f"Replay/backfill rate, {cadence} snapshots (files -> validate -> raw store -> engine -> snapshots)",
+            run,
+            f"sample of {events:,} LLR events over {hours / 24:,.0f} days, {run['snapshots']:,} "
+            f"snapshot rows; one process; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
+            f"{run['evaluate_seconds']:.1f} s, store wait {run['store_wait_and_snapshot_insert_seconds']:.1f} s; "
+            f"peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
+            "event replayed (the replay holds the files' events: one ICB-year, ~3.6M events, fits; all England in "
+            "one process would not)",
+            f", {cadence} snapshots",
+            "150M / measured rate",
         )
     for run in pairs:
         cadence = cadence_name(run["every_min"])
-        figures.append(
-            Figure(
-                f"{run['replays']} ICB-year replays at once, {cadence} snapshots, combined rate",
-                run["events_per_s"],
-                "events/s",
-                GOAL_EVENTS_PER_S,
-                note=f"{run['replays']} samples like the one above (other seeds), one process each, started together: "
-                f"{run['events']:,} events in {run['wall_seconds']:,.0f} s from the first start to the last end; "
-                f"peak memory {run['peak_rss_mib_total']:,} MiB in all",
-            )
-        )
-        figures.append(
-            england_figure(
-                f" as ICB replays {run['replays']} at a time, {cadence} snapshots",
-                run["england_year_minutes_extrapolated"],
-                "150M / combined rate: England is 42 ICBs, each replayed into its own store",
-            )
+        figures += rate_figures(
+            f"{run['replays']} ICB-year replays at once, {cadence} snapshots, combined rate",
+            run,
+            at_once_note(run, "samples"),
+            f" as ICB replays {run['replays']} at a time, {cadence} snapshots",
+            "150M / combined rate: England is 42 ICBs, each replayed into its own store",
         )
     result = Result(
         "replay",

@@ -29,15 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import Figure, Result, migrated_store, simulated
-from bench.replay import (
-    GOAL_EVENTS_PER_S,
-    REPLAY_START,
-    at_once,
-    cadence_name,
-    england_figure,
-    timed_replay,
-)
+from bench.common import Result, migrated_store, simulated
+from bench.replay import REPLAY_START, at_once, at_once_note, cadence_name, rate_figures, timed_replay
 
 if TYPE_CHECKING:
     from scc.replay import Progress, ReplayReport
@@ -115,47 +108,27 @@ def main(argv: list[str] | None = None) -> Result:
     figures = []
     for run in runs:
         cadence = cadence_name(run["every_min"])
-        figures.append(
-            Figure(
-                f"Replay from the store after a definition change, {cadence} snapshots (stored events -> validate "
-                "-> engine -> snapshots)",
-                run["events_per_s"],
-                "events/s",
-                GOAL_EVENTS_PER_S,
-                note=f"`scc replay --from-store` over {events:,} stored LLR events, {days:,.0f} days, "
-                f"{run['snapshots']:,} snapshot rows; one process; time: read back and validate "
-                f"{run['load_seconds']:.1f} s, evaluate {run['evaluate_seconds']:.1f} s, snapshots' store "
-                f"{run['store_wait_and_snapshot_insert_seconds']:.1f} s; peak memory "
-                f"{run['peak_growth_bytes_per_event']:,} bytes per event",
-            )
-        )
-        figures.append(
-            england_figure(
-                f" from the store, {cadence} snapshots",
-                run["england_year_minutes_extrapolated"],
-                "150M / measured rate",
-            )
+        figures += rate_figures(
+            f"Replay from the store after a definition change, {cadence} snapshots (stored events -> validate -> "
+            "engine -> snapshots)",
+            run,
+            f"`scc replay --from-store` over {events:,} stored LLR events, {days:,.0f} days, "
+            f"{run['snapshots']:,} snapshot rows; one process; time: read back and validate "
+            f"{run['load_seconds']:.1f} s, evaluate {run['evaluate_seconds']:.1f} s, snapshots' store "
+            f"{run['store_wait_and_snapshot_insert_seconds']:.1f} s; peak memory "
+            f"{run['peak_growth_bytes_per_event']:,} bytes per event",
+            f" from the store, {cadence} snapshots",
+            "150M / measured rate",
         )
     for pair in pairs:
         cadence = cadence_name(pair["every_min"])
-        figures.append(
-            Figure(
-                f"{pair['replays']} ICB stores replayed at once after a definition change, {cadence} snapshots, "
-                "combined rate",
-                pair["events_per_s"],
-                "events/s",
-                GOAL_EVENTS_PER_S,
-                note=f"{pair['replays']} stores like the one above (other seeds), one process each, started together: "
-                f"{pair['events']:,} events in {pair['wall_seconds']:,.0f} s from the first start to the last end; "
-                f"peak memory {pair['peak_rss_mib_total']:,} MiB in all",
-            )
-        )
-        figures.append(
-            england_figure(
-                f" from its ICB stores, {pair['replays']} at a time, {cadence} snapshots",
-                pair["england_year_minutes_extrapolated"],
-                "150M / combined rate: England is 42 ICBs, each with its own store",
-            )
+        figures += rate_figures(
+            f"{pair['replays']} ICB stores replayed at once after a definition change, {cadence} snapshots, "
+            "combined rate",
+            pair,
+            at_once_note(pair, "stores"),
+            f" from its ICB stores, {pair['replays']} at a time, {cadence} snapshots",
+            "150M / combined rate: England is 42 ICBs, each with its own store",
         )
     details = {
         "sample_events": events,
