@@ -146,7 +146,7 @@ def replay(
             if from_store:
                 try:
                     result = replay_from_store(st, config, every=every, progress=report, since=first, until=last)
-                except ValueError as exc:  # --since after the latest stored event, or --until before the earliest
+                except ValueError as exc:  # a span outside the stored events, or a stored event the contract refuses
                     raise fail(str(exc)) from None
             else:
                 result = run_replay(st, config, files or [], every=every, progress=report)
