@@ -6,6 +6,8 @@ worked out by hand in the comment next to it.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from events_factory import (
     amb_at_hospital,
@@ -472,3 +474,105 @@ def test_transport_capable_arrival_after_a_not_conveyed_closure() -> None:
     assert evaluate(events, t("10:00")).value("amb_cat2_mean_min", "today") == 12.0
     # As of 10:30: a transport-capable arrival exists → the stop is the first of those, 10:10 (70 min).
     assert evaluate(events, t("10:30")).value("amb_cat2_mean_min", "today") == 70.0
+
+
+# --- Days when the clocks change -------------------------------------------------------------------------------------
+# Response and handover times are real elapsed time (UTC instants subtracted), windows are local: `today` runs from
+# local midnight, `last_60m` is the 60 real minutes before T, whatever the wall clock reads. Times here are UTC (Z).
+
+SPRING = [  # Clocks go forward at 2026-03-29T01:00Z (01:00 GMT → 02:00 BST); 29 March lasts 23 hours.
+    *amb_response("sat", "2026-03-28T23:40Z", 15, 2),  # stop 23:55 GMT on 28 March
+    *amb_response("midnight", "2026-03-28T23:50Z", 25, 2),  # stop 00:15 GMT on 29 March
+    *amb_response("gmt", "2026-03-29T00:30Z", 10, 2),  # stop 00:40 GMT
+    *amb_response("jump", "2026-03-29T00:50Z", 20, 2),  # 00:50 GMT → 02:10 BST: 20 min (the wall clock says 80)
+    *amb_response("late", "2026-03-29T22:30Z", 29, 2),  # stop 22:59Z = 23:59 BST, last minute of 29 March
+    *amb_response("next", "2026-03-29T22:50Z", 20, 2),  # stop 23:10Z = 00:10 BST on 30 March
+]
+
+
+def _mean(snap, window: str) -> tuple[float | None, float, float]:
+    row = snap.row("amb_cat2_mean_min", window)
+    return (None if row.value is None else round(row.value, 6), row.numerator, row.denominator)
+
+
+def test_response_times_and_windows_when_the_clocks_go_forward() -> None:
+    # T = 01:30Z = 02:30 BST. last_60m = (00:30Z, 01:30Z]: gmt (00:40Z) and jump (01:10Z) → (10 + 20) / 2 = 15. A
+    # wall-clock window (01:30–02:30 local) would hold jump alone.
+    snap = evaluate(SPRING, "2026-03-29T01:30Z")
+    assert _mean(snap, "last_60m") == (15.0, 30.0, 2.0)
+    # today (29 March from 00:00 GMT): midnight, gmt, jump → (25 + 10 + 20) / 3 = 55 / 3.
+    assert _mean(snap, "today") == (18.333333, 55.0, 3.0)
+    # T = 22:59:30Z = 23:59:30 BST, still 29 March: today adds late → (25 + 10 + 20 + 29) / 4 = 84 / 4 = 21.
+    snap = evaluate(SPRING, "2026-03-29T22:59:30Z")
+    assert _mean(snap, "today") == (21.0, 84.0, 4.0)
+    assert snap.value("amb_cat2_p90_min", "today") == 29.0  # ⌈0.9·4⌉ = 4th of [10, 20, 25, 29]
+    assert _mean(snap, "mtd") == (19.8, 99.0, 5.0)  # + sat (15): 99 / 5
+    assert _mean(snap, "last_60m") == (29.0, 29.0, 1.0)  # (21:59:30Z, 22:59:30Z]: late
+    # T = 23:30Z = 00:30 BST on 30 March: a new day holding next alone; last_60m = (22:30Z, 23:30Z]: late and next.
+    snap = evaluate(SPRING, "2026-03-29T23:30Z")
+    assert _mean(snap, "today") == (20.0, 20.0, 1.0)
+    assert _mean(snap, "last_60m") == (24.5, 49.0, 2.0)
+    assert _mean(snap, "mtd") == (19.833333, 119.0, 6.0)  # all six: 119 / 6
+
+
+AUTUMN = [  # Clocks go back at 2026-10-25T01:00Z (02:00 BST → 01:00 GMT); 25 October lasts 25 hours.
+    *amb_response("prev", "2026-10-24T22:20Z", 30, 2),  # stop 22:50Z = 23:50 BST on 24 October
+    *amb_response("first", "2026-10-24T22:55Z", 15, 2),  # stop 23:10Z = 00:10 BST on 25 October
+    *amb_response("bst", "2026-10-25T00:15Z", 10, 2),  # stop 00:25Z = 01:25 BST (the first 01:25)
+    *amb_response("back", "2026-10-25T00:50Z", 20, 2),  # 01:50 BST → 01:10 GMT: 20 min (the wall clock says −40)
+    *amb_response("hour", "2026-10-25T00:20Z", 60, 2),  # 01:20 BST → 01:20 GMT: 60 min (the wall clock says 0)
+    *amb_response("eve", "2026-10-25T23:00Z", 30, 2),  # stop 23:30 GMT on 25 October
+    *amb_response("next", "2026-10-25T23:50Z", 20, 2),  # stop 00:10 GMT on 26 October
+]
+
+
+def test_response_times_and_windows_when_the_clocks_go_back() -> None:
+    # T = 01:30Z = 01:30 GMT. last_60m = (00:30Z, 01:30Z]: back (01:10Z) and hour (01:20Z) → (20 + 60) / 2 = 40. bst
+    # stopped at 01:25 BST (00:25Z), 65 real minutes before T, though the wall clock reads 01:25 → out.
+    snap = evaluate(AUTUMN, "2026-10-25T01:30Z")
+    assert _mean(snap, "last_60m") == (40.0, 80.0, 2.0)
+    # today (25 October from 23:00Z on the 24th): first, bst, back, hour → (15 + 10 + 20 + 60) / 4 = 26.25.
+    assert _mean(snap, "today") == (26.25, 105.0, 4.0)
+    assert snap.value("amb_cat2_p90_min", "today") == 60.0  # ⌈0.9·4⌉ = 4th of [10, 15, 20, 60]
+    # T = 23:59:59Z, the 25th hour of 25 October: today adds eve → 135 / 5 = 27; mtd adds prev → 165 / 6 = 27.5.
+    snap = evaluate(AUTUMN, "2026-10-25T23:59:59Z")
+    assert _mean(snap, "today") == (27.0, 135.0, 5.0)
+    assert snap.value("amb_cat2_p90_min", "today") == 60.0  # ⌈4.5⌉ = 5th of [10, 15, 20, 30, 60]
+    assert _mean(snap, "mtd") == (27.5, 165.0, 6.0)
+    # T = 00:10Z on 26 October: today holds next alone.
+    assert _mean(evaluate(AUTUMN, "2026-10-26T00:10Z"), "today") == (20.0, 20.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clock_change_days_do_not_depend_on_delivery_order_or_duplicates(seed: int) -> None:
+    rng = random.Random(seed)
+    for events, at in ((SPRING, "2026-03-29T22:59:30Z"), (AUTUMN, "2026-10-25T23:59:59Z")):
+        delivered = [*events, *rng.choices(events, k=8)]  # redeliveries of the same event ids
+        rng.shuffle(delivered)
+        assert evaluate(delivered, at).values() == evaluate(events, at).values()
+
+
+def test_handovers_when_the_clocks_change() -> None:
+    events = [
+        # Spring: at hospital 00:50 GMT, handed over 02:20 BST (01:20Z) → 30 min (the wall clock says 90).
+        amb_at_hospital("hs", "2026-03-29T00:50Z"),
+        amb_handover_completed("hs", "2026-03-29T01:20Z"),
+        # Autumn: at hospital 01:45 BST (00:45Z), handed over 01:05 GMT (01:05Z) → 20 min (the wall clock says −40).
+        amb_at_hospital("ha", "2026-10-25T00:45Z"),
+        amb_handover_completed("ha", "2026-10-25T01:05Z"),
+        # Autumn: at hospital 01:50 BST (00:50Z), still waiting.
+        amb_at_hospital("hw", "2026-10-25T00:50Z"),
+    ]
+    snap = evaluate(events, "2026-03-29T12:00Z")
+    assert snap.value("amb_handover_mean_min", "today") == 30.0
+    assert snap.value("amb_handover_over_15", "today") == 1.0
+    assert snap.value("amb_handover_over_30", "today") == 0.0  # 30 is not more than 30
+    assert snap.value("amb_handover_hours_lost", "today") == pytest.approx(0.25)  # 30 − 15 = 15 min
+    # T = 01:30 GMT on 25 October: ha's 20 min is in today and last_60m ((00:30Z, 01:30Z]); hw has waited 40 real
+    # minutes (01:50 BST → 01:30 GMT; the wall clock says −20).
+    snap = evaluate(events, "2026-10-25T01:30Z")
+    assert snap.value("amb_handover_mean_min", "today") == 20.0
+    assert snap.value("amb_handover_mean_min", "last_60m") == 20.0
+    assert snap.value("amb_handover_hours_lost", "today") == pytest.approx(5 / 60)
+    assert snap.value("amb_waiting_handover_now", "live") == 1.0
+    assert snap.value("amb_waiting_handover_longest_min", "live") == 40.0

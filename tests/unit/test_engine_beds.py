@@ -292,6 +292,23 @@ def test_nctr_21plus_days() -> None:
     assert evaluate(events, "2026-03-23T08:00").value("nctr_21plus_days", "live") == 2.0
 
 
+def test_nctr_21plus_days_counts_local_dates_on_clock_change_days() -> None:
+    events = [
+        admitted("s", "2026-02-20T10:00"),
+        drd_set("s", "2026-03-09T10:00", "2026-03-09"),  # ready 9 March
+        admitted("a", "2026-09-20T10:00"),
+        drd_set("a", "2026-10-04T10:00", "2026-10-04"),  # ready 4 October
+    ]
+    # 2026-03-29T23:30Z = 00:30 BST on 30 March: 30 − 9 = 21 days → counts (the UTC date, 29 March, gives 20).
+    assert evaluate(events, "2026-03-29T22:59Z").value("nctr_21plus_days", "live") == 0.0  # 23:59 BST, 20 days
+    assert evaluate(events, "2026-03-29T23:30Z").value("nctr_21plus_days", "live") == 1.0
+    # 2026-10-24T23:30Z = 00:30 BST on 25 October: 25 − 4 = 21 days → counts (the UTC date, 24 October, gives 20);
+    # at 23:59 GMT on the 25-hour 25 October it still counts, once.
+    assert evaluate(events, "2026-10-24T22:59Z").value("nctr_21plus_days", "live") == 1.0  # s only
+    assert evaluate(events, "2026-10-24T23:30Z").value("nctr_21plus_days", "live") == 2.0
+    assert evaluate(events, "2026-10-25T23:59Z").value("nctr_21plus_days", "live") == 2.0
+
+
 def test_discharge_events_before_the_admission_are_held() -> None:
     engine = Engine(config())
     engine.ingest([drd_set("held", "2026-03-05T10:00", "2026-03-05", pathway=2)])

@@ -213,3 +213,72 @@ def test_pathway_2_over_48h_now_follows_a_spell_through_discharge_and_its_cancel
     assert over_48h_now([discharged("Z1", "2026-03-18T13:00", pathway=2)], "2026-03-18T14:00") == 0.0
     assert over_48h_now([discharge_cancelled("Z1", "2026-03-18T15:00")], "2026-03-18T16:00") == 1.0
     assert over_48h_now([admission_cancelled("Z1", "2026-03-18T17:00")], "2026-03-18T18:00") == 0.0
+
+
+# --- Days when the clocks change -------------------------------------------------------------------------------------
+# 48 hours are real hours (UTC instants subtracted); "one night" and the delay compare local dates. Times here are UTC.
+
+
+def test_pathway_2_48_hours_are_real_hours_across_the_spring_clock_change() -> None:
+    # Clocks go forward at 2026-03-29T01:00Z. All three referrals made Saturday 28 March 12:00 GMT (12:00Z); their
+    # 48 hours end Monday 30 March 12:00Z = 13:00 BST (the wall clock says 49 hours).
+    events = [
+        admitted("V1", "2026-03-20T08:00Z"),
+        referral_made("V1", "2026-03-28T12:00Z", "v1", 2),
+        plan_in_place("V1", "2026-03-30T11:30Z", "v1"),  # 12:30 BST: 47.5 real hours → within
+        admitted("V2", "2026-03-20T08:00Z"),
+        referral_made("V2", "2026-03-28T12:00Z", "v2", 2),
+        plan_in_place("V2", "2026-03-30T12:30Z", "v2"),  # 13:30 BST: 48.5 hours → not within
+        admitted("V3", "2026-03-20T08:00Z"),
+        referral_made("V3", "2026-03-28T12:00Z", "v3", 2),  # no plan
+    ]
+    # 12:59:59 BST (11:59:59Z): 47:59:59 have elapsed → none counted yet, none over 48 h now.
+    snap = evaluate(events, "2026-03-30T11:59:59Z")
+    assert triple(snap, "p2_plan_48h_pct", "mtd") == (None, 0.0, 0.0)
+    assert snap.value("p2_referrals_over_48h_now", "live") == 0.0
+    # 13:00 BST (12:00Z): all three counted, V1 within → 1 of 3; V3 exactly 48 h old, not yet *more*.
+    snap = evaluate(events, "2026-03-30T12:00Z")
+    assert triple(snap, "p2_plan_48h_pct", "mtd") == (33.333333, 1.0, 3.0)
+    assert snap.value("p2_referrals_over_48h_now", "live") == 0.0
+    # One second later V2 (its plan comes at 12:30Z) and V3 are both over 48 h with no plan; from 12:30Z, V3 alone.
+    assert evaluate(events, "2026-03-30T12:00:01Z").value("p2_referrals_over_48h_now", "live") == 2.0
+    assert evaluate(events, "2026-03-30T12:30Z").value("p2_referrals_over_48h_now", "live") == 1.0
+
+
+def test_pathway_2_over_48_hours_across_the_autumn_clock_change() -> None:
+    # Clocks go back at 2026-10-25T01:00Z. Made Saturday 24 October 10:00 BST (09:00Z): 48 hours end Monday 26 October
+    # 09:00Z = 09:00 GMT, when the wall clock says only 47 hours.
+    events = [admitted("W1", "2026-10-20T08:00Z"), referral_made("W1", "2026-10-24T09:00Z", "w1", 2)]
+    assert evaluate(events, "2026-10-26T09:00Z").value("p2_referrals_over_48h_now", "live") == 0.0
+    snap = evaluate(events, "2026-10-26T09:00:01Z")
+    assert snap.value("p2_referrals_over_48h_now", "live") == 1.0
+    assert triple(snap, "p2_plan_48h_pct", "mtd") == (0.0, 0.0, 1.0)
+
+
+def test_one_night_and_delays_by_local_date_on_clock_change_days() -> None:
+    events = [
+        # N1: admitted 29 March 23:30Z = 00:30 BST on 30 March, discharged 30 March 21:00 BST → the same local day:
+        # not counted (the UTC dates, 29 and 30, would count it).
+        admitted("N1", "2026-03-29T23:30Z"),
+        discharged("N1", "2026-03-30T20:00Z", pathway=0),
+        # N2: admitted 23:30 BST on 29 March (22:30Z), discharged 09:00 BST on 30 March: one night; no ready date →
+        # on time.
+        admitted("N2", "2026-03-29T22:30Z"),
+        discharged("N2", "2026-03-30T08:00Z", pathway=0),
+        # N3: admitted 01:30 BST on 25 October (00:30Z), discharged 23:30 GMT the same 25-hour day → not counted.
+        admitted("N3", "2026-10-25T00:30Z"),
+        drd_set("N3", "2026-10-25T10:00Z", "2026-10-25", pathway=1),
+        discharged("N3", "2026-10-25T23:30Z", pathway=1),
+        # N4: admitted 23:30 BST on 24 October (22:30Z), ready that day, discharged 01:30 BST on 25 October (00:30Z):
+        # one night, discharged the local day after its ready date → 1 day late.
+        admitted("N4", "2026-10-24T22:30Z"),
+        drd_set("N4", "2026-10-24T22:40Z", "2026-10-24", pathway=1),
+        discharged("N4", "2026-10-25T00:30Z", pathway=1),
+    ]
+    spring = evaluate(events, "2026-03-30T21:00Z")
+    assert triple(spring, "discharged_on_drd_pct", "today") == (100.0, 1.0, 1.0)  # N2 alone
+    assert triple(spring, "discharged_on_drd_pct_p0", "today") == (100.0, 1.0, 1.0)
+    autumn = evaluate(events, "2026-10-25T23:59Z")
+    assert triple(autumn, "discharged_on_drd_pct", "today") == (0.0, 0.0, 1.0)  # N4 alone, late
+    assert triple(autumn, "drd_delay_days_mean", "today") == (1.0, 1.0, 1.0)
+    assert triple(autumn, "discharge_delay_days_mean", "today") == (1.0, 1.0, 1.0)

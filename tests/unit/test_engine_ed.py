@@ -112,6 +112,31 @@ def test_example5_fall_back_today_is_25_hours() -> None:
     assert snap.value("ed_attendances", "today") == 1.0
 
 
+def test_durations_across_a_clock_change_are_real_time() -> None:
+    events = [
+        # Spring: arrived 00:30 GMT, departed 05:00 BST (04:00Z) → 3:30 real → within (the wall clock says 4:30).
+        *ed_attendance("sp-in", "2026-03-29T00:30:00Z", "2026-03-29T04:00:00Z"),
+        # Autumn: arrived 01:30 BST (00:30Z), departed 04:45 GMT (04:45Z) → 4:15 real → breach (the wall clock: 3:15).
+        *ed_attendance("au-breach", "2026-10-25T00:30:00Z", "2026-10-25T04:45:00Z"),
+        # Autumn: arrived 15:00 BST on 24 October (14:00Z), departed 02:30 GMT (02:30Z) → 12:30 since arrival → over
+        # 12 hours (the wall clock says 11:30).
+        *ed_attendance("au-12h", "2026-10-24T14:00:00Z", "2026-10-25T02:30:00Z"),
+    ]
+    spring = evaluate(events, "2026-03-29T12:00:00Z")
+    assert (spring.value("ed_4h_pct", "today"), spring.row("ed_4h_pct", "today").denominator) == (100.0, 1.0)
+    autumn = evaluate(events, "2026-10-25T12:00:00Z")
+    today = autumn.row("ed_4h_pct", "today")
+    assert (today.numerator, today.denominator) == (0.0, 2.0)  # au-breach 4:15 and au-12h 12:30: neither within
+    twelve = autumn.row("ed_12h_pct", "today")
+    assert (twelve.numerator, twelve.denominator) == (1.0, 2.0)  # au-12h only
+    # Live at 04:00 GMT on 25 October (04:00Z): au-breach has been in the department 3:30 → not over 4 h, though
+    # its arrival reads 01:30 on the wall clock.
+    live = evaluate(events, "2026-10-25T04:00:00Z")
+    assert live.value("ed_in_department", "live") == 1.0
+    assert live.value("ed_over_4h_now", "live") == 0.0
+    assert evaluate(events, "2026-10-25T04:31:00Z").value("ed_over_4h_now", "live") == 1.0  # 4:01 real
+
+
 # --- Clock start and the 4-hour / 12-hour rules ---------------------------------------------------------------
 
 
