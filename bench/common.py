@@ -127,9 +127,11 @@ def cpu_seconds(pid: int) -> float | None:
 class Rate:
     """Prints a progress line with the running rate at most every ``every`` seconds."""
 
-    def __init__(self, label: str, total: int | None = None, every: float = 2.0) -> None:
+    def __init__(self, label: str, total: int | None = None, every: float = 2.0, start: float | None = None) -> None:
+        """``start``: when the work began (a ``perf_counter`` time), if before this line's first report."""
         self.label, self.total, self.every = label, total, every
-        self.start = self.last = time.perf_counter()
+        self.last = time.perf_counter()
+        self.start = self.last if start is None else start
 
     def __call__(self, done: int, force: bool = False) -> None:
         now = time.perf_counter()

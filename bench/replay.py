@@ -48,12 +48,19 @@ GOAL_EVENTS_PER_S = 85_000
 
 
 def progress_lines() -> Callable[[str, int, int | None], None]:
-    """A progress callback that prints rate lines per stage."""
+    """A progress callback that prints rate lines per stage. A stage's rate is timed from the previous report (or
+    from this call, for the first stage), not from its own first report, which may be its last: a small store's
+    read-back reports only once it is done."""
     rates: dict[str, Rate] = {}
+    since = time.perf_counter()
 
     def progress(stage: str, done: int, total: int | None) -> None:
-        rate = rates.setdefault(stage, Rate(f"replay {stage}", total))
+        nonlocal since
+        rate = rates.get(stage)
+        if rate is None:
+            rate = rates[stage] = Rate(f"replay {stage}", total, start=since)
         rate(done, force=total is not None and done == total)
+        since = time.perf_counter()
 
     return progress
 
@@ -66,6 +73,23 @@ def top_functions(profile: cProfile.Profile, n: int = 15) -> str:
     lines = out.getvalue().splitlines()
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
     return "\n".join(line.rstrip() for line in lines[start : start + n + 1])
+
+
+def profiled(
+    run: Callable[[Progress], ReplayReport], profiler: cProfile.Profile | None
+) -> Callable[[Progress], ReplayReport]:
+    """``run`` with ``profiler`` (when given) switched on around it: the cProfile of one replay's main thread."""
+    if profiler is None:
+        return run
+
+    def with_profiler(progress: Progress) -> ReplayReport:
+        profiler.enable()
+        try:
+            return run(progress)
+        finally:
+            profiler.disable()
+
+    return with_profiler
 
 
 def cadence_name(every: float) -> str:
@@ -140,15 +164,9 @@ def _one_replay(
     profiler = cProfile.Profile() if profile else None
 
     def run(progress: Progress) -> ReplayReport:
-        if profiler:
-            profiler.enable()
-        try:
-            return replay(store, config, [path], every=dt.timedelta(minutes=every_min), progress=progress, since=first)
-        finally:
-            if profiler:
-                profiler.disable()
+        return replay(store, config, [path], every=dt.timedelta(minutes=every_min), progress=progress, since=first)
 
-    out = timed_replay(cadence_name(every_min) + tag, every_min, run)
+    out = timed_replay(cadence_name(every_min) + tag, every_min, profiled(run, profiler))
     out["stored_raw_rows"] = store.query_rows(
         "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
     )[0][0]

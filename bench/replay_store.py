@@ -14,13 +14,17 @@ and stores them (replacing those of an earlier run). The rate is stored events /
 million events) is extrapolated from it, and with ``--at-once N`` from N stores replayed at the same time, one process
 each, as England's 42 ICB stores would be.
 
-Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--at-once 2]``; ``--days 365`` is a ~2M-event
-sample per store.
+With ``--profile``, a further replay from the first store at the first cadence runs under cProfile (not timed) and
+its top functions are kept with the results: where an unreached figure's time goes.
+
+Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--at-once 2] [--profile]``; ``--days 365`` is a
+~2M-event sample per store.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
 import multiprocessing
 import tempfile
@@ -30,7 +34,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.common import Result, migrated_store, simulated
-from bench.replay import REPLAY_START, at_once, at_once_note, cadence_name, rate_figures, timed_replay
+from bench.replay import (
+    REPLAY_START,
+    at_once,
+    at_once_note,
+    cadence_name,
+    profiled,
+    rate_figures,
+    timed_replay,
+    top_functions,
+)
 
 if TYPE_CHECKING:
     from scc.replay import Progress, ReplayReport
@@ -47,9 +60,10 @@ def _load_raw(path: Path, store_dir: Path) -> int:
     return report.events
 
 
-def _from_store(store_dir: Path, every_min: float, first: dt.datetime, tag: str = "") -> dict:
+def _from_store(store_dir: Path, every_min: float, first: dt.datetime, tag: str = "", profile: bool = False) -> dict:
     """One replay from the store at ``store_dir``, run in a fresh process: :func:`~bench.replay.timed_replay`'s
-    figures (its ``load`` stage is reading the stored events back and validating them)."""
+    figures (its ``load`` stage is reading the stored events back and validating them), or (``profile``) the
+    cProfile of its main thread."""
     from clickhouse.store import open_store
     from scc.replay import replay_from_store
     from schemas.config import load_config
@@ -57,13 +71,16 @@ def _from_store(store_dir: Path, every_min: float, first: dt.datetime, tag: str 
     config = load_config()
     store = open_store(f"chdb://{store_dir}")
 
+    profiler = cProfile.Profile() if profile else None
+
     def run(progress: Progress) -> ReplayReport:
         return replay_from_store(store, config, every=dt.timedelta(minutes=every_min), progress=progress, since=first)
 
     try:
-        return timed_replay(f"{cadence_name(every_min)} from the store{tag}", every_min, run)
+        out = timed_replay(f"{cadence_name(every_min)} from the store{tag}", every_min, profiled(run, profiler))
     finally:
         store.close()
+    return {"profile_top": top_functions(profiler)} if profiler else out
 
 
 def main(argv: list[str] | None = None) -> Result:
@@ -76,6 +93,7 @@ def main(argv: list[str] | None = None) -> Result:
     parser.add_argument(
         "--at-once", type=int, default=1, help="also replay N stores (seeds 1..N, N ICB-years) at the same time"
     )
+    parser.add_argument("--profile", action="store_true", help="cProfile a further replay at the first cadence")
     args = parser.parse_args(argv)
     cadences = [float(m) for m in args.every.split(",")]
 
@@ -103,6 +121,14 @@ def main(argv: list[str] | None = None) -> Result:
             if args.at_once > 1:
                 jobs = [(_from_store, (store, every_min, first, f" #{i + 1}")) for i, store in enumerate(stores)]
                 pairs.append(at_once(jobs, every_min, spawn))
+        profile_top = None
+        if args.profile:
+            print(f"profiling a further replay from the store ({cadence_name(cadences[0])}) ...", flush=True)
+            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                profile_top = pool.submit(_from_store, stores[0], cadences[0], first, " (profiled)", True).result()[
+                    "profile_top"
+                ]
+            print(profile_top)
     events = runs[0]["events"]
     days = (runs[0]["last"] - first).total_seconds() / 86400
     figures = []
@@ -135,10 +161,13 @@ def main(argv: list[str] | None = None) -> Result:
         "cadences": [{k: v for k, v in run.items() if k not in ("last", "events")} for run in runs],
         "at_once": pairs,
     }
+    if profile_top:
+        details["profile_top"] = profile_top
     result = Result(
         "replay_store",
         f"python -m bench.replay_store --days {args.days:g} --warmup-days {args.warmup_days:g} --every {args.every}"
-        + (f" --at-once {args.at_once}" if args.at_once > 1 else ""),
+        + (f" --at-once {args.at_once}" if args.at_once > 1 else "")
+        + (" --profile" if args.profile else ""),
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,
