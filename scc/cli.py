@@ -143,6 +143,7 @@ def replay(
                     tasks[stage] = progress.add_task({"load": described, "evaluate": "evaluating"}[stage], total=total)
                 progress.update(tasks[stage], completed=done, total=total)
 
+            report("load", 0, None)  # shown, its time running, from the start: the first count comes 50,000 events in
             if from_store:
                 try:
                     result = replay_from_store(st, config, every=every, progress=report, since=first, until=last)
