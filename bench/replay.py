@@ -92,6 +92,11 @@ def profiled(
     return with_profiler
 
 
+def run_flags(at_once: int, profile: bool) -> str:
+    """The ``--at-once`` and ``--profile`` flags of a replay bench's command, as its result records them."""
+    return (f" --at-once {at_once}" if at_once > 1 else "") + (" --profile" if profile else "")
+
+
 def cadence_name(every: float) -> str:
     """How a snapshot cadence reads in labels: hourly, daily or every N min."""
     return {60.0: "hourly", 1440.0: "daily"}.get(every, f"every {every:g} min")
@@ -340,9 +345,7 @@ def main(argv: list[str] | None = None) -> Result:
     result = Result(
         "replay",
         f"python -m bench.replay --days {args.days:g} --warmup-days {args.warmup_days:g} --start {args.start}"
-        f" --every {args.every}"
-        + (f" --at-once {args.at_once}" if args.at_once > 1 else "")
-        + (" --profile" if args.profile else ""),
+        f" --every {args.every}{run_flags(args.at_once, args.profile)}",
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,

@@ -41,6 +41,7 @@ from bench.replay import (
     cadence_name,
     profiled,
     rate_figures,
+    run_flags,
     timed_replay,
     top_functions,
 )
@@ -166,8 +167,7 @@ def main(argv: list[str] | None = None) -> Result:
     result = Result(
         "replay_store",
         f"python -m bench.replay_store --days {args.days:g} --warmup-days {args.warmup_days:g} --every {args.every}"
-        + (f" --at-once {args.at_once}" if args.at_once > 1 else "")
-        + (" --profile" if args.profile else ""),
+        + run_flags(args.at_once, args.profile),
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,
