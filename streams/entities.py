@@ -37,7 +37,7 @@ from schemas.events import EventRejected
 from streams.aggregator import horizon, is_live
 from streams.clock import local_date
 from streams.derive import derive_attendance, derive_declared_level, derive_incident, derive_spell
-from streams.facts import Fact, FactKind
+from streams.facts import FACT_TYPES, Fact, FactKind
 from streams.orphans import OPENER_TOPIC, OPENERS, Orphan
 
 KIND_OF_TOPIC: dict[str, FactKind] = {
@@ -58,7 +58,7 @@ DERIVE = {
     "opel": derive_declared_level,
 }
 TOPICS_OF_KIND: dict[FactKind, tuple[str, ...]] = {
-    kind: tuple(t for t, k in KIND_OF_TOPIC.items() if k == kind) for kind in ("ed", "ambulance", "spell", "opel")
+    kind: tuple(t for t, k in KIND_OF_TOPIC.items() if k == kind) for kind in FACT_TYPES
 }
 RELEASED_KINDS: tuple[FactKind, ...] = ("ed", "ambulance", "spell")
 """Kinds whose closed entities are released (OPEL is a handful of sites: kept whole)."""

@@ -123,7 +123,7 @@ def _decode(kind: FactKind, v: list[Any]) -> Fact:
         v[0],
         v[1],
         v[2],
-        _ts(v[3]),
+        _ts(v[3]),  # type: ignore[arg-type]
         _ts(v[4]),
         v[5],
         v[6],
@@ -151,7 +151,7 @@ def to_wire(kind: FactKind, entity_id: str, fact: Fact | None, clock: dt.datetim
 def from_wire(raw: bytes) -> tuple[FactKind, str, Fact | None, dt.datetime, int]:
     """Inverse of :func:`to_wire`."""
     kind, entity_id, values, clock, evidence = orjson.loads(raw)
-    fact = None if values is None else _decode(kind, values)
+    fact: Fact | None = None if values is None else _decode(kind, values)
     return kind, entity_id, fact, dt.datetime.fromisoformat(clock), evidence
 
 
@@ -175,7 +175,7 @@ def decode_entry(entry: list[Any]) -> FactEntry:
     kind, entity_id, values, evidence = entry
     if kind not in FACT_TYPES or not isinstance(entity_id, str) or type(evidence) is not int:
         raise ValueError(f"not a fact update of a known kind: {str(kind)[:20]!r}")
-    fact = None if values is None else _decode(kind, values)
+    fact: Fact | None = None if values is None else _decode(kind, values)
     if fact is not None and type(fact) is not FACT_TYPES[kind]:
         raise ValueError(f"not a fact of kind {kind!r}")
     return kind, entity_id, fact, evidence

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from functools import partial
 from operator import attrgetter
 from typing import TYPE_CHECKING
@@ -32,9 +32,9 @@ def _mean_row(indicator: str, window: str, key: tuple[str, str], minutes: list[f
     return Row(indicator, window, key[0], key[1], total / n if n else None, total, float(n))
 
 
-def _response_minutes(scopes: Scopes, incidents: Iterable[IncidentFact]) -> dict[tuple, list[float]]:
+def _response_minutes(scopes: Scopes, incidents: Iterable[IncidentFact]) -> dict[Hashable, list[float]]:
     """Response times in minutes per (category, scope key), sorted."""
-    minutes: dict[tuple, list[float]] = defaultdict(list)
+    minutes: dict[Hashable, list[float]] = defaultdict(list)
     for f in incidents:
         response = f.response_seconds / 60.0  # type: ignore[operator]
         for key in scopes.ambulance_keys(f.org_code):
