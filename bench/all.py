@@ -33,9 +33,11 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "queries": (["--events", "100000000", "--repeat", "3"], ["--events", "2000000"]),
     "memory": ([], ["--spells", "20000", "--ed", "3000", "--ambulance", "1000"]),
     "replay_store": (["--days", "365", "--at-once", "2", "--profile"], ["--days", "3"]),
+    "compiled": (["--days", "60", "--repeats", "5"], ["--days", "3", "--repeats", "1"]),  # needs the bench extra
 }
-ORDER = ("throughput", "freshness", "replay", "memory", "queries", "replay_store")
-"""Results table order; replay_store came later and goes last, so that the rows before it keep their numbers."""
+ORDER = ("throughput", "freshness", "replay", "memory", "queries", "replay_store", "compiled")
+"""Results table order; later benchmarks go last (replay_store, then the compiled-engine probe), so that the rows
+before them keep their numbers."""
 
 
 def _value(v: float | None, unit: str) -> str:
