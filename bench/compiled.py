@@ -14,7 +14,10 @@ read-back and store times stay, its evaluation shrinks).
 
 Needs the bench extra (``pip install -e '.[bench]'``: mypy) and a C compiler (``cc``).
 
-Run: ``python -m bench.compiled [--days 60] [--every 60,1440] [--repeats 3]``
+Run: ``python -m bench.compiled [--days 60] [--every 60,1440] [--repeats 3] [--keep DIR]``. With ``--keep``, the
+compiled copy stays in DIR, and a whole replay runs on it from there (the current directory comes first on
+``sys.path``), e.g. ``cd DIR && SCC_BENCH_RESULTS=DIR/results python -m bench.replay --days 365 --every 1440
+--at-once 2``, side by side with the same command run from the repository.
 """
 
 from __future__ import annotations
@@ -148,13 +151,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=float, default=60, help="days of simulated LLR events after a 7-day warm-up")
     parser.add_argument("--every", default="60,1440", help="snapshot cadences in minutes, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="evaluations of each variant per cadence")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="build the compiled copy in DIR (new) and keep it, with bench/ linked in: from DIR, the other benches "
+        "run on the compiled engine (set SCC_BENCH_RESULTS to keep their results apart)",
+    )
     args = parser.parse_args(argv)
     cadences = [float(m) for m in args.every.split(",")]
     needed = {c["every_min"]: needed_speedup(c) for c in _stored_cadences()}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="scc-compiled-") as tmp:
-        build = Path(tmp) / "build"
-        build.mkdir()
+        build = Path(args.keep) if args.keep else Path(tmp) / "build"
+        build.mkdir(parents=True)
+        if args.keep:
+            (build / "bench").symlink_to(Path("bench").resolve())
         compile_seconds = compile_engine(build)
         sample = Path(tmp) / "sample.jsonl"
         n_events = write_sample(sample, args.days)
@@ -187,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
                     "streams_modules_compiled": runs["compiled"][0]["streams_modules_compiled"],
                 }
             )
+    if args.keep:
+        print(f"compiled copy kept in {args.keep}: cd there to run a bench on it (e.g. python -m bench.replay)")
     figures = [_figure(m) for m in measured]
     Result(
         bench="compiled",
