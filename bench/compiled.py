@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
             digests = {r["digest"] for rs in runs.values() for r in rs}
             if len(digests) != 1:
-                sys.exit(f"bench.compiled: every {every:g} min, compiled and pure rows differ: {digests}")
+                sys.exit(f"bench.compiled: every {every:g} min, the runs' rows, alerts or refusals differ: {digests}")
             pure = statistics.median(r["cpu_s"] for r in runs["pure"])
             fast = statistics.median(r["cpu_s"] for r in runs["compiled"])
             measured.append(
