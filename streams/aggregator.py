@@ -13,6 +13,7 @@ not live (:func:`is_live`) and has no date on or after it. Snapshots at any time
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Collection, Iterable
 
 from schemas.config import PlatformConfig, Target
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
@@ -232,15 +233,20 @@ class Aggregator:
 
     def rows(self, at: dt.datetime) -> list[Row]:
         """Every indicator value as of ``at`` (no targets yet)."""
-        rows = [
-            *ed.compute(self, at, self.scopes),
-            *ambulance.compute(self, at, self.scopes),
-            *beds.compute(self, at, self.scopes),
-            *discharge.compute(self, at, self.scopes),
-        ]
-        rows.extend(opel.compute(rows, self.config.opel))
-        rows.extend(opel.declared(self.facts["opel"].values(), at, self.config.icb))  # type: ignore[arg-type]
+        return with_opel(self.domain_rows(at), self.declared_rows(at), self.config)
+
+    def domain_rows(self, at: dt.datetime, kinds: Collection[FactKind] | None = None) -> list[Row]:
+        """The rows of every domain (or of those whose facts are of ``kinds``), in :data:`DOMAINS` order: all but
+        OPEL's."""
+        rows: list[Row] = []
+        for kind, compute in DOMAINS:
+            if kinds is None or kind in kinds:
+                rows.extend(compute(self, at, self.scopes))
         return rows
+
+    def declared_rows(self, at: dt.datetime) -> list[Row]:
+        """``opel_declared_level`` as of ``at``, from the declarations held."""
+        return list(opel.declared(self.facts["opel"].values(), at, self.config.icb))  # type: ignore[arg-type]
 
     def snapshot(
         self, at: dt.datetime | None = None, computed_at: dt.datetime | None = None
@@ -253,17 +259,44 @@ class Aggregator:
         at = at or self.clock
         if at is None:
             return []
-        computed_at = computed_at or dt.datetime.now(dt.UTC)
-        today = local_date(at)
-        ts = at.astimezone(dt.UTC)
-        targets: dict[str, Target | None] = {}
-        out = []
-        for row in self.rows(at):
-            if row.indicator not in targets:
-                targets[row.indicator] = self.config.target_for(row.indicator, today)
-            target = targets[row.indicator]
-            value = None if target is None else target.value
-            # Row's fields are SnapshotRow's from the indicator to the denominator (the indicator functions yield only
-            # the Window names and scope types the record allows).
-            out.append(SnapshotRow(ts, *row, value, judge(row.value, target), computed_at))  # type: ignore[arg-type]
-        return out
+        return finished(self.rows(at), at, self.config, computed_at or dt.datetime.now(dt.UTC))
+
+
+ComputeRows = Callable[["Aggregator", dt.datetime, Scopes], Iterable[Row]]
+DOMAINS: tuple[tuple[FactKind, ComputeRows], ...] = (
+    ("ed", ed.compute),
+    ("ambulance", ambulance.compute),
+    ("spell", beds.compute),
+    ("spell", discharge.compute),
+)
+"""Each indicator domain's rows and the kind of facts they read, in the order a snapshot lists them; no domain reads
+another's facts, so each can be evaluated apart (:mod:`scc.parallel_history`). OPEL's rows come last, from these
+rows and the declarations (:func:`with_opel`)."""
+DOMAIN_KINDS: frozenset[FactKind] = frozenset(kind for kind, _ in DOMAINS)
+
+
+def with_opel(domain_rows: list[Row], declared: list[Row], config: PlatformConfig) -> list[Row]:
+    """A snapshot's rows: the domains' (:meth:`Aggregator.domain_rows`), the calculated OPEL level from them, then
+    the declared levels. Extends and returns ``domain_rows``."""
+    domain_rows.extend(opel.compute(domain_rows, config.opel))
+    domain_rows.extend(declared)
+    return domain_rows
+
+
+def finished(
+    rows: Iterable[Row], at: dt.datetime, config: PlatformConfig, computed_at: dt.datetime
+) -> list[SnapshotRow]:
+    """Rows as of ``at`` with their targets and status, as stored (unvalidated: a replay makes millions)."""
+    today = local_date(at)
+    ts = at.astimezone(dt.UTC)
+    targets: dict[str, Target | None] = {}
+    out = []
+    for row in rows:
+        if row.indicator not in targets:
+            targets[row.indicator] = config.target_for(row.indicator, today)
+        target = targets[row.indicator]
+        value = None if target is None else target.value
+        # Row's fields are SnapshotRow's from the indicator to the denominator (the indicator functions yield only
+        # the Window names and scope types the record allows).
+        out.append(SnapshotRow(ts, *row, value, judge(row.value, target), computed_at))  # type: ignore[arg-type]
+    return out

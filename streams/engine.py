@@ -6,8 +6,10 @@ topic (``scc.facts``) between them so that they can scale out on partitions.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from operator import attrgetter
 
 from schemas import events as ev
 from schemas.config import PlatformConfig
@@ -15,6 +17,8 @@ from schemas.events import EventRejected
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
 from streams.aggregator import Aggregator
 from streams.entities import EntityTracker
+
+OCCURRED_AT = attrgetter("occurred_at")
 
 
 class Engine:
@@ -45,6 +49,16 @@ class Engine:
         if self.tracker.clock is not None:
             self.aggregator.observe(self.tracker.clock)
         return len(batch)
+
+    def ingest_up_to_each(self, events: list[ev.Envelope], times: Iterable[dt.datetime]) -> Iterator[dt.datetime]:
+        """For each of ``times`` (ascending), ingest ``events`` (in event-time order) up to it, then yield it: a
+        history's snapshot times, each with exactly the events that exist as of it."""
+        i = 0
+        for t in times:
+            j = bisect.bisect_right(events, t, lo=i, key=OCCURRED_AT)
+            self.ingest(events[i:j])
+            i = j
+            yield t
 
     def snapshot(self, at: dt.datetime | None = None) -> list[IndicatorSnapshot]:
         """Every indicator as of ``at`` — valid when every ingested event has ``occurred_at <= at``."""
