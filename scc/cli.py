@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from grafana.cli import grafana_app
 from scc.access_cli import access_app
 from scc.cli_common import (
+    DEFAULT_PROCESSES,
     StoreOption,
     err,
     fail,
@@ -111,6 +112,14 @@ def replay(
     ] = None,
     store: StoreOption = None,
     every_minutes: Annotated[int, typer.Option("--every", help="minutes of event time between history snapshots")] = 60,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help="processes evaluating the history, each a group of indicator domains (1 to 3; the default uses the "
+            "machine's cores; give 1 when several replays share the machine)",
+        ),
+    ] = DEFAULT_PROCESSES,
 ) -> None:
     """Backfill: events from files into the store and the indicator history they imply (idempotent); or, with
     --from-store, the indicator history again from the events already stored."""
@@ -128,6 +137,8 @@ def replay(
         raise fail(f"--since ({since}) is after --until ({until})")
     if every_minutes < 1:
         raise fail(f"--every: give a whole number of minutes, at least 1 (got {every_minutes})")
+    if processes not in (1, 2, 3):
+        raise fail(f"--processes: give 1, 2 or 3 (got {processes})")
     settings = load_settings(store)
     config = load_platform_config(settings)
     every = dt.timedelta(minutes=every_minutes)
@@ -146,11 +157,13 @@ def replay(
             report("load", 0, None)  # shown, its time running, from the start: the first count comes 50,000 events in
             if from_store:
                 try:
-                    result = replay_from_store(st, config, every=every, progress=report, since=first, until=last)
+                    result = replay_from_store(
+                        st, config, every=every, progress=report, since=first, until=last, processes=processes
+                    )
                 except ValueError as exc:  # a span outside the stored events, or a stored event the contract refuses
                     raise fail(str(exc)) from None
             else:
-                result = run_replay(st, config, files or [], every=every, progress=report)
+                result = run_replay(st, config, files or [], every=every, progress=report, processes=processes)
     finally:
         st.close()
     if from_store and result.events == 0:

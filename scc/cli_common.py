@@ -18,6 +18,11 @@ from schemas.settings import Settings
 
 err = Console(stderr=True)
 
+DEFAULT_PROCESSES = 3 if len(os.sched_getaffinity(0)) >= 2 else 1
+"""``scc replay --processes`` (and the replay benches'): with two cores or more, the three domain groups of
+:mod:`scc.parallel_history` (three balance the work better than two on two cores: bench/analysis.md, "Seventeenth
+session"); one process otherwise."""
+
 StoreOption = Annotated[
     str | None,
     typer.Option(

@@ -44,17 +44,35 @@ def events_until(
     """Every stored event (one per ``event_id``) with ``since <= occurred_at <= until``, oldest first per table;
     with ``ingested_by`` (a :meth:`~clickhouse.store.Store.ingestion_mark`), only those whose kept copy was stored
     by then."""
+    for table in RAW_TABLES:
+        payloads = _payloads(store, table, until, since, ingested_by)
+        for k in range(0, len(payloads), PARSE_BLOCK):
+            yield from _parsed(payloads[k : k + PARSE_BLOCK])
+
+
+def payloads_until(store: Store, until: dt.datetime) -> dict[str, Sequence[bytes]]:
+    """The stored payloads :func:`events_until` parses (up to ``until``), unparsed, per topic: for a reader that
+    parses each topic's events in a process of its own (:mod:`scc.parallel_history`)."""
+    return {"scc." + table.removeprefix("raw_"): _payloads(store, table, until, None, None) for table in RAW_TABLES}
+
+
+def parsed_payloads(payloads: Sequence[bytes]) -> list[Envelope]:
+    """Every payload parsed (as :func:`events_until` does); raises :class:`EventRejected` at the first one the
+    contract refuses."""
+    return [event for k in range(0, len(payloads), PARSE_BLOCK) for event in _parsed(payloads[k : k + PARSE_BLOCK])]
+
+
+def _payloads(
+    store: Store, table: str, until: dt.datetime, since: dt.datetime | None, ingested_by: dt.datetime | None
+) -> Sequence[bytes]:
     lower = f"AND occurred_at >= {_literal(since)}" if since else ""
     if ingested_by is not None:
         lower += f" AND ingested_at <= {_literal(ingested_by)}"
-    for table in RAW_TABLES:
-        sql = (
-            f"SELECT payload FROM scc.{table} FINAL WHERE occurred_at <= {_literal(until)} {lower} "
-            "ORDER BY occurred_at, event_id"
-        )
-        payloads = store.query_column(sql, as_bytes=True)  # bytes: parse_event takes them without a decode/encode
-        for k in range(0, len(payloads), PARSE_BLOCK):
-            yield from _parsed(payloads[k : k + PARSE_BLOCK])
+    sql = (
+        f"SELECT payload FROM scc.{table} FINAL WHERE occurred_at <= {_literal(until)} {lower} "
+        "ORDER BY occurred_at, event_id"
+    )
+    return store.query_column(sql, as_bytes=True)  # bytes: parse_event takes them without a decode/encode
 
 
 def holds_events(store: Store) -> bool:

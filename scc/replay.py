@@ -15,20 +15,21 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from operator import attrgetter
+from functools import partial
 from pathlib import Path
 
 from clickhouse.store import DeadLetter, FirstCopies, Store, file_event_lines, raw_key
 from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
 from scc.collector import paused_gc
-from scc.history import event_time_span, events_until, holds_events
+from scc.history import event_time_span, events_until, holds_events, payloads_until
+from scc.parallel_history import evaluate_in_processes, parts_of_events, parts_of_payloads
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, EventRejected, dump_event, topic_of
 from schemas.indicators import SnapshotRow
 from streams.alerts import AlertTracker
-from streams.engine import Engine
+from streams.engine import OCCURRED_AT, Engine
 from streams.entities import EVENT_ORDER
 
 INSERT_CHUNK = 200_000
@@ -37,7 +38,6 @@ of 200,000 than of 50,000 (fewer parts to merge, fewer runs of the views); large
 (bench/analysis.md, replay)."""
 PROGRESS_EVERY = 50_000
 """Events between progress reports while loading (a few a second)."""
-OCCURRED_AT = attrgetter("occurred_at")
 Progress = Callable[[str, int, int | None], None]
 """progress(stage, done, total)"""
 
@@ -163,22 +163,24 @@ def evaluate_history(
     every: dt.timedelta,
     progress: Progress | None = None,
     emit: Callable[[list[SnapshotRow]], None] | None = None,
+    processes: int = 1,
 ) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
     """Snapshots at each boundary in [first, last] from ``events`` (in event-time order, see
     :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
     refused with the reason. With ``emit``, each boundary's snapshots go to it as they are taken instead of being
-    returned (a year of hourly snapshots is millions of rows: the caller stores them as they come)."""
+    returned (a year of hourly snapshots is millions of rows: the caller stores them as they come). With
+    ``processes`` 2 or 3, the domains are evaluated in that many forked processes (:mod:`scc.parallel_history`):
+    the same result, the refusals in event-time order."""
+    times = _boundaries(first, last, every)
+    if processes > 1:
+        with paused_gc():  # the forked processes inherit it
+            return evaluate_in_processes(parts_of_events(events, processes), config, times, progress, emit)
     engine = Engine(config)
     alerting = AlertTracker(config)
     snapshots: list[SnapshotRow] = []
     alerts: list[AlertEvent] = []
-    i = 0
-    times = _boundaries(first, last, every)
     with paused_gc():  # the engine's state is millions of long-lived objects: see paused_gc
-        for n, t in enumerate(times, start=1):
-            j = bisect.bisect_right(events, t, lo=i, key=OCCURRED_AT)  # the events up to t, in event-time order
-            engine.ingest(events[i:j])
-            i = j
+        for n, t in enumerate(engine.ingest_up_to_each(events, times), start=1):
             batch = engine.snapshot_rows(t)
             alerts.extend(alerting.update(batch))
             if emit is None:
@@ -205,9 +207,11 @@ def replay(
     every: dt.timedelta = dt.timedelta(hours=1),
     progress: Progress | None = None,
     since: dt.datetime | None = None,
+    processes: int = 1,
 ) -> ReplayReport:
     """Load files into the store, then write the indicator history over the files' time span (from ``since``, when
-    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event).
+    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event), evaluated
+    in ``processes`` processes (:func:`evaluate_history`).
 
     Raw inserts and snapshot inserts go to a writer thread (:class:`~clickhouse.writer.BackgroundWrites`) while this
     thread parses and evaluates; snapshots are stored in chunks as they are taken, so memory holds the files' events
@@ -223,8 +227,11 @@ def replay(
             events = history_events(store, loaded, mark, report.last, held=held)
             del loaded
             first = report.first if since is None else since
-            outcome = _write_history(store, writes, events, config, first, report.last, every, progress, report)
-            del events
+            history = partial(
+                evaluate_history, events, config, first, report.last, every, progress, processes=processes
+            )
+            outcome = _write_history(store, writes, history, report)
+            del history, events
         _record_outcome(store, report, *outcome)
     return report
 
@@ -237,13 +244,14 @@ def replay_from_store(
     progress: Progress | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    processes: int = 1,
 ) -> ReplayReport:
     """Write the indicator history again from the events the store already holds, with no files: what an ICB runs
     after a definition, target or configuration change, since its live events came through Kafka and exist only in
     the store. Snapshots from ``since`` (default: the earliest stored event) to ``until`` (default: the latest),
     with the engine fed every stored event up to ``until`` (an entity opened before ``since`` counts as it did
-    live). The rewritten snapshots replace the stored ones (their table keeps the latest ``computed_at``); the
-    report counts the events read as ``events``. Raises :class:`ValueError`, having written nothing, when ``since`` is
+    live), evaluated in ``processes`` processes (:func:`evaluate_history`). The rewritten snapshots replace the
+    stored ones (their table keeps the latest ``computed_at``); the report counts the events read as ``events``. Raises :class:`ValueError`, having written nothing, when ``since`` is
     after ``until`` or a stored event no longer passes the event contract."""
     report = ReplayReport()
     span = event_time_span(store)
@@ -256,41 +264,77 @@ def replay_from_store(
             f"nothing to evaluate: the first snapshot time {first.isoformat()} is after the last {last.isoformat()} "
             f"(the stored events span {span[0].isoformat()} to {span[1].isoformat()})"
         )
+    report.first, report.last = span[0], last
     with paused_gc():  # the whole replay, as in replay()
-        events: list[Envelope] = []
         try:
-            for events_read, event in enumerate(events_until(store, last), start=1):
-                events.append(event)
-                if progress and events_read % PROGRESS_EVERY == 0:
-                    progress("load", events_read, None)
+            if processes > 1:
+                history = _history_in_processes(store, config, first, last, every, progress, report, processes)
+            else:
+                history = _history_in_process(store, config, first, last, every, progress, report)
+            with BackgroundWrites(store) as writes:
+                outcome = _write_history(store, writes, history, report)
+                del history
         except EventRejected as exc:  # stored when it passed: the contract has changed since, incompatibly
             raise ValueError(
                 f"a stored event no longer passes the event contract ({exc.reason}); nothing was rewritten"
             ) from None
-        report.events, report.first, report.last = len(events), span[0], last
-        if progress:
-            progress("load", len(events), len(events))
-        events = _in_event_order(events, last)
-        with BackgroundWrites(store) as writes:
-            outcome = _write_history(store, writes, events, config, first, last, every, progress, report)
-            del events
         _record_outcome(store, report, *outcome)
     return report
 
 
-def _write_history(
+History = Callable[
+    [Callable[[list[SnapshotRow]], None]], tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]
+]
+"""A history to evaluate: given where its snapshots go, :func:`evaluate_history`'s result."""
+
+
+def _history_in_process(
     store: Store,
-    writes: BackgroundWrites,
-    events: list[Envelope],
     config: PlatformConfig,
     first: dt.datetime,
     last: dt.datetime,
     every: dt.timedelta,
     progress: Progress | None,
     report: ReplayReport,
+) -> History:
+    """The stored events up to ``last`` read and parsed here, evaluated here."""
+    events: list[Envelope] = []
+    for events_read, event in enumerate(events_until(store, last), start=1):
+        events.append(event)
+        if progress and events_read % PROGRESS_EVERY == 0:
+            progress("load", events_read, None)
+    report.events = len(events)
+    if progress:
+        progress("load", len(events), len(events))
+    events = _in_event_order(events, last)
+    return partial(evaluate_history, events, config, first, last, every, progress)
+
+
+def _history_in_processes(
+    store: Store,
+    config: PlatformConfig,
+    first: dt.datetime,
+    last: dt.datetime,
+    every: dt.timedelta,
+    progress: Progress | None,
+    report: ReplayReport,
+    processes: int,
+) -> History:
+    """The stored payloads up to ``last`` read here, each group's parsed and evaluated in its own process."""
+    payloads = payloads_until(store, last)
+    report.events = sum(map(len, payloads.values()))
+    if progress:
+        progress("load", 0, report.events)
+    parts = parts_of_payloads(payloads, processes)
+    times = _boundaries(first, last, every)
+    return partial(evaluate_in_processes, parts, config, times, progress, parsing=report.events)
+
+
+def _write_history(
+    store: Store, writes: BackgroundWrites, history: History, report: ReplayReport
 ) -> tuple[list[AlertEvent], list[tuple[Envelope, str]]]:
-    """Evaluate the history of ``events`` (in event-time order) and hand its snapshots to ``writes`` in chunks as
-    they are taken; returns the alerts raised and resolved and the events the engine refused."""
+    """Evaluate ``history`` and hand its snapshots to ``writes`` in chunks as they are taken; returns the alerts
+    raised and resolved and the events the engine refused."""
     chunk: list[SnapshotRow] = []
 
     def store_snapshots(batch: list[SnapshotRow]) -> None:
@@ -301,7 +345,7 @@ def _write_history(
             writes.submit(store.insert_snapshots, chunk)
             chunk = []
 
-    _, alerts, refused = evaluate_history(events, config, first, last, every, progress, store_snapshots)
+    _, alerts, refused = history(store_snapshots)
     writes.submit(store.insert_snapshots, chunk)
     return alerts, refused
 

@@ -219,6 +219,7 @@ def test_replay_from_store_rewrites_the_history_under_a_changed_target(tmp_path:
         (("--from-store", "--since", "2026-03-03T00:00:00Z", "--until", "2026-03-02T00:00:00Z"), "is after --until"),
         (("--from-store", "--every", "0"), "--every: give a whole number of minutes, at least 1"),
         (("--from-store",), "the store holds no events to replay"),
+        (("--from-store", "--processes", "4"), "--processes: give 1, 2 or 3 (got 4)"),
     ],
 )
 def test_replay_arguments_are_checked(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
