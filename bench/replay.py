@@ -11,12 +11,16 @@ one argument ``scc replay`` does not pass: snapshots start at the warm-up's star
 first event (the simulator's beds hold spells admitted months before, which would add months of near-empty
 snapshots). The rate is sample events / wall time; a year of England (~150 million events) is extrapolated from it.
 
+The history is evaluated in ``--processes`` processes, as ``scc replay --processes`` (default: the command's default
+on this machine, 3 on 2 cores: :mod:`scc.parallel_history`); above 1, each cadence is also replayed in one process,
+side by side, and the figures' notes give the ratio.
+
 England is 42 ICBs, each replayed into its own store, independently of the others: ``--at-once N`` also replays N
-samples of the same size (other seeds) at the same time, one process each, and reports their combined rate (every
+samples of the same size (other seeds) at the same time, one process each (``--processes 1``), and reports their combined rate (every
 event over the wall time from the first start to the last end), from which England is extrapolated as ICB replays N
 at a time.
 
-Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--at-once 2] [--profile]``; ``--days 365`` is a
+Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--processes 3] [--at-once 2] [--profile]``; ``--days 365`` is a
 ~2M-event sample.
 """
 
@@ -92,9 +96,52 @@ def profiled(
     return with_profiler
 
 
-def run_flags(at_once: int, profile: bool) -> str:
-    """The ``--at-once`` and ``--profile`` flags of a replay bench's command, as its result records them."""
-    return (f" --at-once {at_once}" if at_once > 1 else "") + (" --profile" if profile else "")
+def run_flags(at_once: int, profile: bool, processes: int) -> str:
+    """The ``--processes``, ``--at-once`` and ``--profile`` flags of a replay bench's command, as its result records
+    them."""
+    return (
+        f" --processes {processes}"
+        + (f" --at-once {at_once}" if at_once > 1 else "")
+        + (" --profile" if profile else "")
+    )
+
+
+def add_processes_argument(parser: argparse.ArgumentParser) -> None:
+    """A replay bench's ``--processes``: what ``scc replay --processes`` is given."""
+    from scc.cli_common import DEFAULT_PROCESSES
+
+    parser.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2, 3),
+        default=DEFAULT_PROCESSES,
+        help="processes evaluating each replay's history, as `scc replay --processes` (default: its default here); "
+        "above 1, the same replay in one process runs beside it for the ratio; --at-once replays use 1 each",
+    )
+
+
+def processes_side_by_side(processes: int) -> list[int]:
+    """The process counts a cadence is replayed with: ``processes``, and 1 beside it when that is more."""
+    return [processes] if processes == 1 else [processes, 1]
+
+
+def measured_runs(runs: list[dict], processes: int) -> list[dict]:
+    """The runs the figures report (those with ``processes``); the others are their one-process baselines."""
+    return [run for run in runs if run["processes"] == processes]
+
+
+def processes_note(run: dict, runs: list[dict]) -> str:
+    """How a replay's history was evaluated and, in more than one process, the ratio to the same replay in one
+    process in the same bench run."""
+    if run["processes"] == 1:
+        return "one process"
+    base = next(r for r in runs if r["processes"] == 1 and r["every_min"] == run["every_min"])
+    return (
+        f"history evaluated in {run['processes']} processes (`--processes {run['processes']}`): "
+        f"{run['events_per_s'] / base['events_per_s']:.2f}× the same replay in one process in this run "
+        f"({base['events_per_s']:,}/s, evaluate {base['evaluate_seconds']:.1f} s); the largest evaluation process "
+        f"peaked at {run['peak_child_rss_mib']:,} MiB"
+    )
 
 
 def cadence_name(every: float) -> str:
@@ -122,6 +169,9 @@ def timed_replay(label: str, every_min: float, run: Callable[[Progress], ReplayR
     total_s = time.perf_counter() - t0
     ended_at = time.time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB; this process's high-water
+    # the largest of the processes it forked (the evaluation's, with --processes above 1): they share the events
+    # read before the fork with this one, so the two are not added up
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     load_s = ends.get("load", t0) - t0
     evaluate_s = ends.get("evaluate", t0 + load_s) - t0 - load_s
     rest_s = total_s - load_s - evaluate_s
@@ -141,6 +191,7 @@ def timed_replay(label: str, every_min: float, run: Callable[[Progress], ReplayR
         "england_year_minutes_extrapolated": england_minutes(report.events / total_s),
         "peak_rss_mib": round(peak / 2**20),
         "peak_growth_bytes_per_event": round((peak - rss_before) / events),
+        "peak_child_rss_mib": round(child_peak / 2**20),
         "started_at": started_at,
         "ended_at": ended_at,
     }
@@ -156,11 +207,17 @@ def timed_replay(label: str, every_min: float, run: Callable[[Progress], ReplayR
 
 
 def _one_replay(
-    path: Path, store_dir: Path, every_min: float, first: dt.datetime, profile: bool, tag: str = ""
+    path: Path,
+    store_dir: Path,
+    every_min: float,
+    first: dt.datetime,
+    profile: bool,
+    tag: str = "",
+    processes: int = 1,
 ) -> dict:
-    """One whole replay of ``path`` into a new store at ``store_dir``, run in a fresh process (see :func:`main`):
-    :func:`timed_replay`'s figures and the raw rows stored, or (``profile``) the cProfile of its main thread.
-    ``tag`` names it in the progress lines when several run at once."""
+    """One whole replay of ``path`` into a new store at ``store_dir``, its history evaluated in ``processes``
+    processes, run in a fresh process (see :func:`main`): :func:`timed_replay`'s figures and the raw rows stored, or
+    (``profile``) the cProfile of its main thread. ``tag`` names it in the progress lines."""
     from scc.replay import replay
     from schemas.config import load_config
 
@@ -169,9 +226,11 @@ def _one_replay(
     profiler = cProfile.Profile() if profile else None
 
     def run(progress: Progress) -> ReplayReport:
-        return replay(store, config, [path], every=dt.timedelta(minutes=every_min), progress=progress, since=first)
+        every = dt.timedelta(minutes=every_min)
+        return replay(store, config, [path], every=every, progress=progress, since=first, processes=processes)
 
     out = timed_replay(cadence_name(every_min) + tag, every_min, profiled(run, profiler))
+    out["processes"] = processes
     out["stored_raw_rows"] = store.query_rows(
         "SELECT sum(rows) FROM system.parts WHERE database = 'scc' AND table LIKE 'raw_%' AND active"
     )[0][0]
@@ -205,7 +264,8 @@ def rate_figures(name: str, run: dict, note: str, how: str, england_note: str) -
 def at_once_note(pair: dict, what: str) -> str:
     """The note of an :func:`at_once` rate: what ran (``what``: "samples", "stores"), how many events, how long."""
     return (
-        f"{pair['replays']} {what} like the one above (other seeds), one process each, started together: "
+        f"{pair['replays']} {what} like the one above (other seeds), one process each (`--processes 1`), started "
+        "together: "
         f"{pair['events']:,} events in {pair['wall_seconds']:,.0f} s from the first start to the last end; "
         f"peak memory {pair['peak_rss_mib_total']:,} MiB in all"
     )
@@ -248,7 +308,10 @@ def main(argv: list[str] | None = None) -> Result:
     parser.add_argument(
         "--every", default="60,1440", help="minutes of event time between snapshots; a comma list runs each cadence"
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile a further replay at the first cadence")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile a further replay at the first cadence, in one process"
+    )
+    add_processes_argument(parser)
     parser.add_argument(
         "--at-once",
         type=int,
@@ -278,12 +341,17 @@ def main(argv: list[str] | None = None) -> Result:
             paths.append(Path(tmp) / f"events-{seed}.jsonl")
             n_more = write_jsonl(simulated(args.days, seed=seed, warmup_days=args.warmup_days, start=start), paths[-1])
             print(f"sample {seed}: {n_more:,} events")
-        jobs = [(every_min, False) for every_min in cadences] + ([(cadences[0], True)] if args.profile else [])
-        for k, (every_min, profile) in enumerate(jobs):
+        jobs = [(every_min, n, False) for every_min in cadences for n in processes_side_by_side(args.processes)]
+        for k, (every_min, processes, profile) in enumerate(
+            [*jobs, *([(cadences[0], 1, True)] if args.profile else [])]
+        ):
             if profile:
                 print("profiling a whole replay (first cadence) again under cProfile (the main thread only) ...")
+            tag = f" in {processes} processes" if processes > 1 else ""
             with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                out = pool.submit(_one_replay, path, Path(tmp) / f"store-{k}", every_min, first, profile).result()
+                out = pool.submit(
+                    _one_replay, path, Path(tmp) / f"store-{k}", every_min, first, profile, tag, processes
+                ).result()
             if profile:
                 profile_top = out["profile_top"]
             else:
@@ -319,17 +387,17 @@ def main(argv: list[str] | None = None) -> Result:
         details["profile_top"] = profile_top
         print(profile_top)
     figures = []
-    for run in runs:
+    for run in measured_runs(runs, args.processes):
         cadence = cadence_name(run["every_min"])
         figures += rate_figures(
             f"Replay/backfill rate, {cadence} snapshots (files -> validate -> raw store -> engine -> snapshots)",
             run,
             f"sample of {events:,} LLR events over {hours / 24:,.0f} days, {run['snapshots']:,} "
-            f"snapshot rows; one process; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
+            f"snapshot rows; {processes_note(run, runs)}; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
             f"{run['evaluate_seconds']:.1f} s, store wait {run['store_wait_and_snapshot_insert_seconds']:.1f} s; "
             f"peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
             "event replayed (the replay holds the files' events: one ICB-year, ~3.6M events, fits; all England in "
-            "one process would not)",
+            "one replay would not)",
             f", {cadence} snapshots",
             "150M / measured rate",
         )
@@ -345,7 +413,7 @@ def main(argv: list[str] | None = None) -> Result:
     result = Result(
         "replay",
         f"python -m bench.replay --days {args.days:g} --warmup-days {args.warmup_days:g} --start {args.start}"
-        f" --every {args.every}{run_flags(args.at_once, args.profile)}",
+        f" --every {args.every}{run_flags(args.at_once, args.profile, args.processes)}",
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,

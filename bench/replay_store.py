@@ -17,7 +17,12 @@ each, as England's 42 ICB stores would be.
 With ``--profile``, a further replay from the first store at the first cadence runs under cProfile (not timed) and
 its top functions are kept with the results: where an unreached figure's time goes.
 
-Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--at-once 2] [--profile]``; ``--days 365`` is a
+The history is evaluated in ``--processes`` processes, as ``scc replay --from-store --processes`` (default: the
+command's default here): above 1, each process parses the stored events of its own domains and evaluates them
+(:mod:`scc.parallel_history`), and each cadence is also replayed in one process, side by side, for the ratio. The
+``--at-once`` replays and the profile use one process each.
+
+Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--processes 3] [--at-once 2] [--profile]``; ``--days 365`` is a
 ~2M-event sample per store.
 """
 
@@ -36,9 +41,13 @@ from typing import TYPE_CHECKING
 from bench.common import Result, migrated_store, simulated
 from bench.replay import (
     REPLAY_START,
+    add_processes_argument,
     at_once,
     at_once_note,
     cadence_name,
+    measured_runs,
+    processes_note,
+    processes_side_by_side,
     profiled,
     rate_figures,
     run_flags,
@@ -61,10 +70,12 @@ def _load_raw(path: Path, store_dir: Path) -> int:
     return report.events
 
 
-def _from_store(store_dir: Path, every_min: float, first: dt.datetime, tag: str = "", profile: bool = False) -> dict:
-    """One replay from the store at ``store_dir``, run in a fresh process: :func:`~bench.replay.timed_replay`'s
-    figures (its ``load`` stage is reading the stored events back and validating them), or (``profile``) the
-    cProfile of its main thread."""
+def _from_store(
+    store_dir: Path, every_min: float, first: dt.datetime, tag: str = "", profile: bool = False, processes: int = 1
+) -> dict:
+    """One replay from the store at ``store_dir``, its history evaluated in ``processes`` processes, run in a fresh
+    process: :func:`~bench.replay.timed_replay`'s figures (its ``load`` stage is reading the stored events back and
+    validating them), or (``profile``) the cProfile of its main thread."""
     from clickhouse.store import open_store
     from scc.replay import replay_from_store
     from schemas.config import load_config
@@ -75,12 +86,14 @@ def _from_store(store_dir: Path, every_min: float, first: dt.datetime, tag: str 
     profiler = cProfile.Profile() if profile else None
 
     def run(progress: Progress) -> ReplayReport:
-        return replay_from_store(store, config, every=dt.timedelta(minutes=every_min), progress=progress, since=first)
+        every = dt.timedelta(minutes=every_min)
+        return replay_from_store(store, config, every=every, progress=progress, since=first, processes=processes)
 
     try:
         out = timed_replay(f"{cadence_name(every_min)} from the store{tag}", every_min, profiled(run, profiler))
     finally:
         store.close()
+    out["processes"] = processes
     return {"profile_top": top_functions(profiler)} if profiler else out
 
 
@@ -94,7 +107,10 @@ def main(argv: list[str] | None = None) -> Result:
     parser.add_argument(
         "--at-once", type=int, default=1, help="also replay N stores (seeds 1..N, N ICB-years) at the same time"
     )
-    parser.add_argument("--profile", action="store_true", help="cProfile a further replay at the first cadence")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile a further replay at the first cadence, in one process"
+    )
+    add_processes_argument(parser)
     args = parser.parse_args(argv)
     cadences = [float(m) for m in args.every.split(",")]
 
@@ -117,8 +133,10 @@ def main(argv: list[str] | None = None) -> Result:
             loaded = list(pool.map(_load_raw, paths, stores))
         print(f"stores loaded (raw events only, not timed): {loaded} events in {time.perf_counter() - t:.1f}s")
         for every_min in cadences:
-            with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                runs.append(pool.submit(_from_store, stores[0], every_min, first).result())
+            for processes in processes_side_by_side(args.processes):
+                tag = f" in {processes} processes" if processes > 1 else ""
+                with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                    runs.append(pool.submit(_from_store, stores[0], every_min, first, tag, False, processes).result())
             if args.at_once > 1:
                 jobs = [(_from_store, (store, every_min, first, f" #{i + 1}")) for i, store in enumerate(stores)]
                 pairs.append(at_once(jobs, every_min, spawn))
@@ -133,14 +151,14 @@ def main(argv: list[str] | None = None) -> Result:
     events = runs[0]["events"]
     days = (runs[0]["last"] - first).total_seconds() / 86400
     figures = []
-    for run in runs:
+    for run in measured_runs(runs, args.processes):
         cadence = cadence_name(run["every_min"])
         figures += rate_figures(
             f"Replay from the store after a definition change, {cadence} snapshots (stored events -> validate -> "
             "engine -> snapshots)",
             run,
             f"`scc replay --from-store` over {events:,} stored LLR events, {days:,.0f} days, "
-            f"{run['snapshots']:,} snapshot rows; one process; time: read back and validate "
+            f"{run['snapshots']:,} snapshot rows; {processes_note(run, runs)}; time: read back and validate "
             f"{run['load_seconds']:.1f} s, evaluate {run['evaluate_seconds']:.1f} s, snapshots' store "
             f"{run['store_wait_and_snapshot_insert_seconds']:.1f} s; peak memory "
             f"{run['peak_growth_bytes_per_event']:,} bytes per event",
@@ -167,7 +185,7 @@ def main(argv: list[str] | None = None) -> Result:
     result = Result(
         "replay_store",
         f"python -m bench.replay_store --days {args.days:g} --warmup-days {args.warmup_days:g} --every {args.every}"
-        + run_flags(args.at_once, args.profile),
+        + run_flags(args.at_once, args.profile, args.processes),
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,
