@@ -3,10 +3,11 @@
 Why: a replay's evaluation is pure Python, so one process uses one core however many the machine has. The domains
 read only their own kind of facts (ED attendances, ambulance incidents, spells: :data:`streams.aggregator.DOMAINS`),
 so each group of kinds can run the same engine on its own events in its own process. The processes are forked once
-the events are in memory, so no event is copied or sent; each sends back its domains' rows per snapshot time, and
-this process puts them together in the order one engine lists them, adds OPEL's rows (they read the others' rows),
-finishes them (targets, status) and tracks the alerts: the history is the one-process history, row for row
-(tests/integration/test_parallel_history.py).
+the events (or, from the store, their payloads) are in memory, so nothing is copied or sent to them; each finishes
+its domains' rows (targets, statuses), tracks their alerts (an alert's state is per indicator, window and scope) and
+sends both back per snapshot time. This process puts them in the order one engine lists them and adds OPEL's rows,
+which read the others' rows, and their alerts: the history is the one-process history, row for row
+(tests/unit/test_parallel_history.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, EventRejected, topic_of
 from schemas.indicators import SnapshotRow
-from streams.aggregator import finished, with_opel
+from streams.aggregator import finished, opel_rows
 from streams.alerts import AlertTracker
 from streams.engine import Engine
 from streams.entities import EVENT_ORDER, KIND_OF_TOPIC
@@ -44,8 +45,9 @@ ambulance, the two lighter per event."""
 ROWS_PER_MESSAGE = 20_000
 """Rows a process gathers before sending them (a day of hourly snapshots of one group is ~5,000-10,000)."""
 
-BoundaryRows = tuple[list[Row], list[Row]]
-"""One snapshot time's rows from one group: its domains' rows and its OPEL declarations' (none but in OPEL's group)."""
+BoundaryRows = tuple[list[SnapshotRow], list[AlertEvent], list[Row]]
+"""One snapshot time from one group: its domains' rows (finished: targets and statuses), the alerts they raise and
+resolve, and its OPEL declarations' rows (unfinished; none but in OPEL's group)."""
 
 
 @dataclass(frozen=True)
@@ -131,19 +133,20 @@ def _merged(
     progress: Callable[[str, int, int | None], None] | None,
     emit: Callable[[list[SnapshotRow]], None] | None,
 ) -> tuple[list[SnapshotRow], list[AlertEvent]]:
-    """Each snapshot time's rows from every group, in order, finished; the alerts they raise and resolve."""
-    alerting = AlertTracker(config)
+    """Each snapshot time's rows and alerts from every group, in order, then OPEL's rows (worked out here from the
+    others) and their alerts."""
+    alerting = AlertTracker(config)  # OPEL's rows' alerts: every other row's are tracked in its group's process
     snapshots: list[SnapshotRow] = []
     alerts: list[AlertEvent] = []
     # strict: every group sends one entry per time, and its generator reads the group's closing message at the end
     for n, (t, *parts) in enumerate(zip(times, *(group.rows() for group in groups), strict=True), start=1):
-        rows = with_opel(
-            [row for domain_rows, _ in parts for row in domain_rows],
-            [row for _, declared in parts for row in declared],
-            config,
-        )
-        batch = finished(rows, t, config, dt.datetime.now(dt.UTC))
-        alerts.extend(alerting.update(batch))
+        batch = [row for rows, _, _ in parts for row in rows]
+        declared = [row for _, _, part_declared in parts for row in part_declared]
+        opel_batch = finished(opel_rows(batch, declared, config), t, config, dt.datetime.now(dt.UTC))
+        for _, part_alerts, _ in parts:
+            alerts.extend(part_alerts)
+        alerts.extend(alerting.update(opel_batch))
+        batch.extend(opel_batch)
         if emit is None:
             snapshots.extend(batch)
         else:
@@ -227,13 +230,14 @@ def _evaluate_part(sender: Connection, part: Part, config: PlatformConfig, times
         sender.send(("loaded", len(events)))
         engine = Engine(config)
         aggregator = engine.aggregator
+        alerting = AlertTracker(config)
         declares = "opel" in part.kinds
         pending: list[BoundaryRows] = []
         held = 0
         for t in engine.ingest_up_to_each(events, times):
-            rows = aggregator.domain_rows(t, part.kinds)
+            rows = finished(aggregator.domain_rows(t, part.kinds), t, config, dt.datetime.now(dt.UTC))
             declared = aggregator.declared_rows(t) if declares else []
-            pending.append((rows, declared))
+            pending.append((rows, alerting.update(rows), declared))
             held += len(rows) + len(declared)
             if held >= ROWS_PER_MESSAGE:
                 sender.send(("rows", pending))

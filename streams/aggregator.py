@@ -13,7 +13,7 @@ not live (:func:`is_live`) and has no date on or after it. Snapshots at any time
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from schemas.config import PlatformConfig, Target
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
@@ -233,7 +233,9 @@ class Aggregator:
 
     def rows(self, at: dt.datetime) -> list[Row]:
         """Every indicator value as of ``at`` (no targets yet)."""
-        return with_opel(self.domain_rows(at), self.declared_rows(at), self.config)
+        rows = self.domain_rows(at)
+        rows.extend(opel_rows(rows, self.declared_rows(at), self.config))
+        return rows
 
     def domain_rows(self, at: dt.datetime, kinds: Collection[FactKind] | None = None) -> list[Row]:
         """The rows of every domain (or of those whose facts are of ``kinds``), in :data:`DOMAINS` order: all but
@@ -271,16 +273,14 @@ DOMAINS: tuple[tuple[FactKind, ComputeRows], ...] = (
 )
 """Each indicator domain's rows and the kind of facts they read, in the order a snapshot lists them; no domain reads
 another's facts, so each can be evaluated apart (:mod:`scc.parallel_history`). OPEL's rows come last, from these
-rows and the declarations (:func:`with_opel`)."""
+rows and the declarations (:func:`opel_rows`)."""
 DOMAIN_KINDS: frozenset[FactKind] = frozenset(kind for kind, _ in DOMAINS)
 
 
-def with_opel(domain_rows: list[Row], declared: list[Row], config: PlatformConfig) -> list[Row]:
-    """A snapshot's rows: the domains' (:meth:`Aggregator.domain_rows`), the calculated OPEL level from them, then
-    the declared levels. Extends and returns ``domain_rows``."""
-    domain_rows.extend(opel.compute(domain_rows, config.opel))
-    domain_rows.extend(declared)
-    return domain_rows
+def opel_rows(domain_rows: Sequence[Row | SnapshotRow], declared: list[Row], config: PlatformConfig) -> list[Row]:
+    """The rows a snapshot lists after the domains' (:meth:`Aggregator.domain_rows`, finished or not): the
+    calculated OPEL level from them, then the declared levels."""
+    return [*opel.compute(domain_rows, config.opel), *declared]  # type: ignore[arg-type]
 
 
 def finished(
