@@ -73,7 +73,7 @@ def parts_of_events(events: list[Envelope], processes: int) -> list[Part]:
     split: list[list[Envelope]] = [[] for _ in kinds_of]
     for event in events:
         split[group_of_kind[KIND_OF_TOPIC[topic_of(event)]]].append(event)
-    return [Part(kinds, partial(_held, events)) for kinds, events in zip(kinds_of, split, strict=True)]
+    return [Part(kinds, partial(_held, part_events)) for kinds, part_events in zip(kinds_of, split, strict=True)]
 
 
 def parts_of_payloads(payloads: Mapping[str, Sequence[bytes]], processes: int) -> list[Part]:
@@ -86,10 +86,12 @@ def parts_of_payloads(payloads: Mapping[str, Sequence[bytes]], processes: int) -
 
 
 def _held(events: list[Envelope]) -> list[Envelope]:
+    """A part's events as they are (the same list, not a copy: the fork shares it)."""
     return events
 
 
 def _parsed_in_order(payload_lists: list[Sequence[bytes]]) -> list[Envelope]:
+    """A part's stored payloads parsed, in event-time order (each table's are in order, the tables are not)."""
     events = [event for payloads in payload_lists for event in parsed_payloads(payloads)]
     events.sort(key=EVENT_ORDER)
     return events
