@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import signal
 import sys
 from pathlib import Path
@@ -139,6 +140,8 @@ def replay(
         raise fail(f"--every: give a whole number of minutes, at least 1 (got {every_minutes})")
     if processes not in (1, 2, 3):
         raise fail(f"--processes: give 1, 2 or 3 (got {processes})")
+    if processes > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        raise fail("--processes: this platform cannot fork processes; give --processes 1")
     settings = load_settings(store)
     config = load_platform_config(settings)
     every = dt.timedelta(minutes=every_minutes)

@@ -7,6 +7,7 @@ which imports them.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 from typing import Annotated
 
@@ -18,10 +19,18 @@ from schemas.settings import Settings
 
 err = Console(stderr=True)
 
-DEFAULT_PROCESSES = 3 if len(os.sched_getaffinity(0)) >= 2 else 1
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one, e.g. a container's limit)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+DEFAULT_PROCESSES = 3 if _usable_cores() >= 2 and "fork" in multiprocessing.get_all_start_methods() else 1
 """``scc replay --processes`` (and the replay benches'): with two cores or more, the three domain groups of
 :mod:`scc.parallel_history` (three balance the work better than two on two cores: bench/analysis.md, "Seventeenth
-session"); one process otherwise."""
+session"); one process otherwise, and where processes cannot be forked (Windows)."""
 
 StoreOption = Annotated[
     str | None,
