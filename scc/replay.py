@@ -251,8 +251,9 @@ def replay_from_store(
     the store. Snapshots from ``since`` (default: the earliest stored event) to ``until`` (default: the latest),
     with the engine fed every stored event up to ``until`` (an entity opened before ``since`` counts as it did
     live), evaluated in ``processes`` processes (:func:`evaluate_history`). The rewritten snapshots replace the
-    stored ones (their table keeps the latest ``computed_at``); the report counts the events read as ``events``. Raises :class:`ValueError`, having written nothing, when ``since`` is
-    after ``until`` or a stored event no longer passes the event contract."""
+    stored ones (their table keeps the latest ``computed_at``); the report counts the events read as ``events``.
+    Raises :class:`ValueError`, having written nothing, when ``since`` is after ``until`` or a stored event no
+    longer passes the event contract."""
     report = ReplayReport()
     span = event_time_span(store)
     if span is None:

@@ -274,7 +274,6 @@ DOMAINS: tuple[tuple[FactKind, ComputeRows], ...] = (
 """Each indicator domain's rows and the kind of facts they read, in the order a snapshot lists them; no domain reads
 another's facts, so each can be evaluated apart (:mod:`scc.parallel_history`). OPEL's rows come last, from these
 rows and the declarations (:func:`opel_rows`)."""
-DOMAIN_KINDS: frozenset[FactKind] = frozenset(kind for kind, _ in DOMAINS)
 
 
 def opel_rows(domain_rows: Sequence[Row | SnapshotRow], declared: list[Row], config: PlatformConfig) -> list[Row]:
