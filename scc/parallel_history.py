@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
@@ -119,7 +119,7 @@ def evaluate_in_processes(
             loaded += group.loaded()
             if parsing is not None and progress:
                 progress("load", loaded, parsing)
-        snapshots, alerts = _merged(started, config, times, progress, emit)
+        snapshots, alerts = handed_on(_merged(started, config, times), len(times), progress, emit)
         refused = [item for group in started for item in group.refused()]
     finally:
         for group in started:
@@ -128,34 +128,43 @@ def evaluate_in_processes(
     return snapshots, alerts, refused
 
 
-def _merged(
-    groups: list[_Group],
-    config: PlatformConfig,
-    times: list[dt.datetime],
+def handed_on(
+    steps: Iterable[tuple[list[SnapshotRow], list[AlertEvent]]],
+    total: int,
     progress: Callable[[str, int, int | None], None] | None,
     emit: Callable[[list[SnapshotRow]], None] | None,
 ) -> tuple[list[SnapshotRow], list[AlertEvent]]:
-    """Each snapshot time's rows and alerts from every group, in order, then OPEL's rows (worked out here from the
-    others) and their alerts."""
-    alerting = AlertTracker(config)  # OPEL's rows' alerts: every other row's are tracked in its group's process
+    """What a history's evaluation does with each snapshot time's rows and alerts (``steps``, ``total`` of them), in
+    one process or several: the rows go to ``emit`` (or are kept and returned), the alerts are kept, progress is
+    reported."""
     snapshots: list[SnapshotRow] = []
     alerts: list[AlertEvent] = []
-    # strict: every group sends one entry per time, and its generator reads the group's closing message at the end
-    for n, (t, *parts) in enumerate(zip(times, *(group.rows() for group in groups), strict=True), start=1):
-        batch = [row for rows, _, _ in parts for row in rows]
-        declared = [row for _, _, part_declared in parts for row in part_declared]
-        opel_batch = finished(opel_rows(batch, declared, config), t, config, dt.datetime.now(dt.UTC))
-        for _, part_alerts, _ in parts:
-            alerts.extend(part_alerts)
-        alerts.extend(alerting.update(opel_batch))
-        batch.extend(opel_batch)
+    for n, (batch, new_alerts) in enumerate(steps, start=1):
+        alerts.extend(new_alerts)
         if emit is None:
             snapshots.extend(batch)
         else:
             emit(batch)
         if progress:
-            progress("evaluate", n, len(times))
+            progress("evaluate", n, total)
     return snapshots, alerts
+
+
+def _merged(
+    groups: list[_Group], config: PlatformConfig, times: list[dt.datetime]
+) -> Iterator[tuple[list[SnapshotRow], list[AlertEvent]]]:
+    """Each snapshot time's rows and alerts from every group, in order, then OPEL's rows (worked out here from the
+    others) and their alerts."""
+    alerting = AlertTracker(config)  # OPEL's rows' alerts: every other row's are tracked in its group's process
+    # strict: every group sends one entry per time, and its generator reads the group's closing message at the end
+    for t, *parts in zip(times, *(group.rows() for group in groups), strict=True):
+        batch = [row for rows, _, _ in parts for row in rows]
+        declared = [row for _, _, part_declared in parts for row in part_declared]
+        opel_batch = finished(opel_rows(batch, declared, config), t, config, dt.datetime.now(dt.UTC))
+        alerts = [alert for _, part_alerts, _ in parts for alert in part_alerts]
+        alerts.extend(alerting.update(opel_batch))
+        batch.extend(opel_batch)
+        yield batch, alerts
 
 
 class _Group:

@@ -23,7 +23,7 @@ from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
 from scc.collector import paused_gc
 from scc.history import event_time_span, events_until, holds_events, payloads_until
-from scc.parallel_history import evaluate_in_processes, parts_of_events, parts_of_payloads
+from scc.parallel_history import evaluate_in_processes, handed_on, parts_of_events, parts_of_payloads
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, EventRejected, dump_event, topic_of
@@ -177,18 +177,11 @@ def evaluate_history(
             return evaluate_in_processes(parts_of_events(events, processes), config, times, progress, emit)
     engine = Engine(config)
     alerting = AlertTracker(config)
-    snapshots: list[SnapshotRow] = []
-    alerts: list[AlertEvent] = []
+    steps = (
+        (batch, alerting.update(batch)) for batch in map(engine.snapshot_rows, engine.ingest_up_to_each(events, times))
+    )
     with paused_gc():  # the engine's state is millions of long-lived objects: see paused_gc
-        for n, t in enumerate(engine.ingest_up_to_each(events, times), start=1):
-            batch = engine.snapshot_rows(t)
-            alerts.extend(alerting.update(batch))
-            if emit is None:
-                snapshots.extend(batch)
-            else:
-                emit(batch)
-            if progress:
-                progress("evaluate", n, len(times))
+        snapshots, alerts = handed_on(steps, len(times), progress, emit)
     return snapshots, alerts, engine.rejected
 
 
@@ -268,10 +261,7 @@ def replay_from_store(
     report.first, report.last = span[0], last
     with paused_gc():  # the whole replay, as in replay()
         try:
-            if processes > 1:
-                history = _history_in_processes(store, config, first, last, every, progress, report, processes)
-            else:
-                history = _history_in_process(store, config, first, last, every, progress, report)
+            history = _stored_history(store, config, first, last, every, progress, report, processes)
             with BackgroundWrites(store) as writes:
                 outcome = _write_history(store, writes, history, report)
                 del history
@@ -289,7 +279,7 @@ History = Callable[
 """A history to evaluate: given where its snapshots go, :func:`evaluate_history`'s result."""
 
 
-def _history_in_process(
+def _stored_history(
     store: Store,
     config: PlatformConfig,
     first: dt.datetime,
@@ -297,8 +287,18 @@ def _history_in_process(
     every: dt.timedelta,
     progress: Progress | None,
     report: ReplayReport,
+    processes: int,
 ) -> History:
-    """The stored events up to ``last`` read and parsed here, evaluated here."""
+    """The stored events up to ``last``, read and parsed here and evaluated here (one process); or, in several,
+    their payloads read here and each group's parsed and evaluated in its own process."""
+    if processes > 1:
+        payloads = payloads_until(store, last)
+        report.events = sum(map(len, payloads.values()))
+        if progress:
+            progress("load", 0, report.events)
+        parts = parts_of_payloads(payloads, processes)
+        times = _boundaries(first, last, every)
+        return partial(evaluate_in_processes, parts, config, times, progress, parsing=report.events)
     events: list[Envelope] = []
     for events_read, event in enumerate(events_until(store, last), start=1):
         events.append(event)
@@ -309,26 +309,6 @@ def _history_in_process(
         progress("load", len(events), len(events))
     events = _in_event_order(events, last)
     return partial(evaluate_history, events, config, first, last, every, progress)
-
-
-def _history_in_processes(
-    store: Store,
-    config: PlatformConfig,
-    first: dt.datetime,
-    last: dt.datetime,
-    every: dt.timedelta,
-    progress: Progress | None,
-    report: ReplayReport,
-    processes: int,
-) -> History:
-    """The stored payloads up to ``last`` read here, each group's parsed and evaluated in its own process."""
-    payloads = payloads_until(store, last)
-    report.events = sum(map(len, payloads.values()))
-    if progress:
-        progress("load", 0, report.events)
-    parts = parts_of_payloads(payloads, processes)
-    times = _boundaries(first, last, every)
-    return partial(evaluate_in_processes, parts, config, times, progress, parsing=report.events)
 
 
 def _write_history(
