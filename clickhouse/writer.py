@@ -38,6 +38,16 @@ class BackgroundWrites:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(write, *args))
 
+    def queue(self, write: Callable[..., Any], *args: Any) -> None:
+        """Hand a write over without waiting for earlier ones, for data held in memory anyway (received from another
+        process, which would otherwise wait on this one); raises a failure of an earlier write."""
+        if self._pool is None:
+            write(*args)
+            return
+        while self._pending and self._pending[0].done():
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(write, *args))
+
     def wait(self) -> None:
         """Block until every write handed over so far is stored; raise the first that failed."""
         while self._pending:

@@ -8,6 +8,10 @@ its domains' rows (targets, statuses), tracks their alerts (an alert's state is 
 sends both back per snapshot time. This process puts them in the order one engine lists them and adds OPEL's rows,
 which read the others' rows, and their alerts: the history is the one-process history, row for row
 (tests/unit/test_parallel_history.py).
+
+A process may also get its events itself and tell this one things while it does (a replay's files are parsed in the
+processes that evaluate them: :mod:`scc.parallel_files`); evaluation starts only once every process has its events
+and this one has given its word (the snapshot times, and what a part needs besides: see :class:`Part`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -50,13 +54,26 @@ BoundaryRows = tuple[list[SnapshotRow], list[AlertEvent], list[Row]]
 resolve, and its OPEL declarations' rows (unfinished; none but in OPEL's group)."""
 
 
+Tell = Callable[[Any], None]
+"""How a process's loading tells the replaying process something while it loads (e.g. raw-store blocks to insert)."""
+
+
+def _as_loaded(events: list[Envelope], word: Any) -> list[Envelope]:
+    """A part's loaded events as they are evaluated when it needs no word from the replaying process."""
+    return events
+
+
 @dataclass(frozen=True)
 class Part:
-    """What one process evaluates: a group of kinds, and how it gets their events (called in the process)."""
+    """What one process evaluates: a group of kinds, and how it gets their events (both called in the process)."""
 
     kinds: tuple[FactKind, ...]
-    events: Callable[[], list[Envelope]]
-    """The group's events in event-time order: already in memory (shared by the fork), or parsed there."""
+    load: Callable[[Tell], list[Envelope]]
+    """The group's events in event-time order: already in memory (shared by the fork), or parsed there; given how to
+    tell the replaying process things on the way."""
+    settle: Callable[[list[Envelope], Any], list[Envelope]] = _as_loaded
+    """The events to evaluate, from the loaded ones and the replaying process's word for this part, given once every
+    part has loaded (a replay from files: the events the store held before them)."""
 
 
 def groups(processes: int) -> tuple[tuple[FactKind, ...], ...]:
@@ -79,18 +96,20 @@ def parts_of_events(events: list[Envelope], processes: int) -> list[Part]:
 def parts_of_payloads(payloads: Mapping[str, Sequence[bytes]], processes: int) -> list[Part]:
     """Stored payloads per topic (:func:`scc.history.payloads_until`) split by group: each process parses its own,
     so the parsing, most of a replay from the store's reading, is shared out too."""
-    return [
-        Part(kinds, partial(_parsed_in_order, [payloads[t] for t in payloads if KIND_OF_TOPIC[t] in kinds]))
-        for kinds in groups(processes)
-    ]
+    return [Part(kinds, partial(parsed_in_order, payloads_of_kinds(payloads, kinds))) for kinds in groups(processes)]
 
 
-def _held(events: list[Envelope]) -> list[Envelope]:
+def payloads_of_kinds(payloads: Mapping[str, Sequence[bytes]], kinds: Iterable[FactKind]) -> list[Sequence[bytes]]:
+    """The payload lists of the topics whose facts are of ``kinds``."""
+    return [payloads[topic] for topic in payloads if KIND_OF_TOPIC[topic] in kinds]
+
+
+def _held(events: list[Envelope], tell: Tell) -> list[Envelope]:
     """A part's events as they are (the same list, not a copy: the fork shares it)."""
     return events
 
 
-def _parsed_in_order(payload_lists: list[Sequence[bytes]]) -> list[Envelope]:
+def parsed_in_order(payload_lists: list[Sequence[bytes]], tell: Tell | None = None) -> list[Envelope]:
     """A part's stored payloads parsed, in event-time order (each table's are in order, the tables are not)."""
     events = [event for payloads in payload_lists for event in parsed_payloads(payloads)]
     events.sort(key=EVENT_ORDER)
@@ -110,22 +129,86 @@ def evaluate_in_processes(
     ``parsing`` (the number of payloads the parts parse), ``progress("load", ...)`` counts the events parsed as each
     part has them. Raises :class:`EventRejected` when a part's parsing does (nothing has been emitted then), and
     :class:`RuntimeError` with the process's traceback when one fails."""
-    started: list[_Group] = []
-    try:
-        for part in parts:
-            started.append(_Group.start(part, config, times))
-        loaded = 0
-        for group in started:
-            loaded += group.loaded()
-            if parsing is not None and progress:
-                progress("load", loaded, parsing)
-        snapshots, alerts = handed_on(_merged(started, config, times), len(times), progress, emit)
-        refused = [item for group in started for item in group.refused()]
-    finally:
-        for group in started:
+    with Evaluation.start(parts, config) as evaluation:
+        evaluation.loaded(progress if parsing is not None else None, parsing)
+        return evaluation.run(times, None, progress, emit)
+
+
+class Evaluation:
+    """Parts being evaluated in forked processes: started, then :meth:`loaded`, then :meth:`run` (once); leaving the
+    ``with`` block ends any process still running (after a failure here)."""
+
+    def __init__(self, groups: list[_Group], config: PlatformConfig) -> None:
+        self.groups = groups
+        self.config = config
+
+    @classmethod
+    def start(cls, parts: list[Part], config: PlatformConfig) -> Evaluation:
+        started: list[_Group] = []
+        try:
+            for part in parts:
+                started.append(_Group.start(part, config, [group.receiver for group in started]))
+        except BaseException:
+            for group in started:
+                group.stop()
+            raise
+        return cls(started, config)
+
+    def __enter__(self) -> Evaluation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for group in self.groups:
             group.stop()
-    refused.sort(key=lambda item: EVENT_ORDER(item[0]))
-    return snapshots, alerts, refused
+
+    def loaded(
+        self,
+        progress: Callable[[str, int, int | None], None] | None = None,
+        total: int | None = None,
+        told: Tell | None = None,
+    ) -> int:
+        """Wait until every part has its events, handing what they tell on the way to ``told`` as it comes (from
+        whichever process has something to say, so none waits on a full pipe); returns how many events the parts
+        have. ``progress("load", ...)`` counts them as each part has them, out of ``total`` when it is known."""
+        waiting = {group.receiver: group for group in self.groups}
+        count = 0
+        while waiting:
+            for receiver in wait(list(waiting)):
+                group = waiting[receiver]  # type: ignore[index]
+                tag, body = group.next()
+                if tag == "told":
+                    if told is None:
+                        raise RuntimeError(f"{group.process.name}: told {type(body).__name__} with no one listening")
+                    told(body)
+                    continue
+                if tag != "loaded":
+                    raise RuntimeError(f"{group.process.name}: unexpected message {tag!r}")
+                del waiting[receiver]  # type: ignore[arg-type]
+                count += body
+                if progress:
+                    progress("load", count, total)
+        return count
+
+    def run(
+        self,
+        times: list[dt.datetime],
+        words: list[Any] | None = None,
+        progress: Callable[[str, int, int | None], None] | None = None,
+        emit: Callable[[list[SnapshotRow]], None] | None = None,
+    ) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
+        """Evaluate every part at ``times`` (each given its word from ``words``, in the parts' order): the history's
+        rows (to ``emit`` as they come, or returned), alerts and refused events (in event-time order)."""
+        for group, word in zip(self.groups, words or [None] * len(self.groups), strict=True):
+            group.receiver.send((times, word))
+        snapshots, alerts = handed_on(_merged(self.groups, self.config, times), len(times), progress, emit)
+        return snapshots, alerts, in_refusal_order([item for group in self.groups for item in group.refused()])
+
+
+def in_refusal_order(refused: list[tuple[Envelope, str]]) -> list[tuple[Envelope, str]]:
+    """Refused events in event-time order (then type: distinct refused events never share all three), sorted in
+    place: the order of their dead letters and reasons however many processes refused them."""
+    refused.sort(key=lambda item: (item[0].occurred_at, item[0].event_id, item[0].event_type))  # type: ignore[attr-defined]
+    return refused
 
 
 def handed_on(
@@ -168,7 +251,7 @@ def _merged(
 
 
 class _Group:
-    """One forked process evaluating a group of kinds, and the end of the pipe its messages come from."""
+    """One forked process evaluating a group of kinds, and this end of the pipe to and from it."""
 
     def __init__(self, process: BaseProcess, receiver: Connection) -> None:
         self.process = process
@@ -176,29 +259,22 @@ class _Group:
         self.closing: tuple[str, Any] | None = None
 
     @classmethod
-    def start(cls, part: Part, config: PlatformConfig, times: list[dt.datetime]) -> _Group:
+    def start(cls, part: Part, config: PlatformConfig, others: list[Connection]) -> _Group:
+        """Fork the part's process; ``others`` are this process's ends of the pipes to the groups started before,
+        which the new process closes (so each pipe ends when its own two processes are done with it)."""
         context = multiprocessing.get_context("fork")  # the child shares the parent's memory: nothing is pickled
-        receiver, sender = context.Pipe(duplex=False)
+        receiver, sender = context.Pipe()
         process = context.Process(
-            target=_evaluate_part, args=(sender, part, config, times), name=f"evaluate {'+'.join(part.kinds)}"
+            target=_evaluate_part, args=(sender, part, config, others), name=f"evaluate {'+'.join(part.kinds)}"
         )
         process.start()
         sender.close()  # only the child's copy stays open, so the pipe ends when the child does
         return cls(process, receiver)
 
-    def loaded(self) -> int:
-        """How many events the part has, once it has them (its first message)."""
-        tag, body = self._next()
-        if tag == "rejected":
-            raise EventRejected(body)
-        if tag != "loaded":
-            raise RuntimeError(f"{self.process.name}: unexpected message {tag!r}")
-        return body  # type: ignore[no-any-return]
-
     def rows(self) -> Iterator[BoundaryRows]:
         """The group's rows per snapshot time, as its process sends them, up to its closing message."""
         while True:
-            tag, body = self._next()
+            tag, body = self.next()
             if tag != "rows":
                 self.closing = (tag, body)
                 return
@@ -206,7 +282,7 @@ class _Group:
 
     def refused(self) -> list[tuple[Envelope, str]]:
         """The events the group's engine refused, from its closing message (after every row)."""
-        tag, body = self.closing or self._next()
+        tag, body = self.closing or self.next()
         if tag != "done":
             raise RuntimeError(f"{self.process.name}: unexpected message {tag!r}")
         return body  # type: ignore[no-any-return]
@@ -217,7 +293,8 @@ class _Group:
         self.process.join()
         self.receiver.close()
 
-    def _next(self) -> tuple[str, Any]:
+    def next(self) -> tuple[str, Any]:
+        """The process's next message; its failure or refusal raised here."""
         try:
             tag, body = self.receiver.recv()
         except EOFError:
@@ -227,18 +304,25 @@ class _Group:
             ) from None
         if tag == "failed":
             raise RuntimeError(f"{self.process.name} failed:\n{body}")
+        if tag == "rejected":
+            raise EventRejected(body)
         return tag, body
 
 
-def _evaluate_part(sender: Connection, part: Part, config: PlatformConfig, times: list[dt.datetime]) -> None:
-    """In a forked process: the part's events, then its engine's rows sent per snapshot time, then its refusals."""
+def _evaluate_part(connection: Connection, part: Part, config: PlatformConfig, others: list[Connection]) -> None:
+    """In a forked process: the part's events (telling the replaying process what its loading tells), then, once
+    given the snapshot times and its word, its engine's rows sent per snapshot time, then its refusals."""
+    for other in others:
+        other.close()
     try:
         try:
-            events = part.events()
+            events = part.load(lambda body: connection.send(("told", body)))
+            connection.send(("loaded", len(events)))
+            times, word = connection.recv()
+            events = part.settle(events, word)
         except EventRejected as exc:
-            sender.send(("rejected", exc.reason))
+            connection.send(("rejected", exc.reason))
             return
-        sender.send(("loaded", len(events)))
         engine = Engine(config)
         aggregator = engine.aggregator
         alerting = AlertTracker(config)
@@ -251,11 +335,13 @@ def _evaluate_part(sender: Connection, part: Part, config: PlatformConfig, times
             pending.append((rows, alerting.update(rows), declared))
             held += len(rows) + len(declared)
             if held >= ROWS_PER_MESSAGE:
-                sender.send(("rows", pending))
+                connection.send(("rows", pending))
                 pending, held = [], 0
-        sender.send(("rows", pending))
-        sender.send(("done", engine.rejected))
+        connection.send(("rows", pending))
+        connection.send(("done", engine.rejected))
+    except EOFError:  # the replaying process ended before giving its word: nothing to evaluate
+        pass
     except BaseException:  # noqa: BLE001 - whatever it is, the parent reports it with the traceback
-        sender.send(("failed", traceback.format_exc()))
+        connection.send(("failed", traceback.format_exc()))
     finally:
-        sender.close()
+        connection.close()

@@ -10,7 +10,6 @@ Faust agents (:class:`streams.engine.Engine`).
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
@@ -18,19 +17,27 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from clickhouse.store import DeadLetter, FirstCopies, Store, file_event_lines, raw_key
+from clickhouse.store import DeadLetter, EventLines, FirstCopies, Store, file_event_lines, raw_key
 from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
 from scc.collector import paused_gc
-from scc.history import event_time_span, events_until, holds_events, payloads_until
-from scc.parallel_history import evaluate_in_processes, handed_on, parts_of_events, parts_of_payloads
+from scc.history import event_time_span, events_until, holds_events, in_event_order, payloads_until
+from scc.parallel_files import FileLines, FilesLoaded, merged_loads, parts_of_files
+from scc.parallel_history import (
+    Evaluation,
+    evaluate_in_processes,
+    handed_on,
+    in_refusal_order,
+    parts_of_events,
+    parts_of_payloads,
+    payloads_of_kinds,
+)
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
 from schemas.events import Envelope, EventRejected, dump_event, topic_of
 from schemas.indicators import SnapshotRow
 from streams.alerts import AlertTracker
-from streams.engine import OCCURRED_AT, Engine
-from streams.entities import EVENT_ORDER
+from streams.engine import Engine
 
 INSERT_CHUNK = 200_000
 """Events (or snapshot rows) per insert: ClickHouse's side of a year's replay costs ~1 µs less per event in blocks
@@ -104,10 +111,7 @@ def load_files(
     with paused_gc():  # parsing builds many tracked objects: see paused_gc for why the collector waits
         for item in read_jsonl(paths):
             if type(item) is FileReject:
-                report.rejected += 1
-                if len(report.reject_reasons) < 20:
-                    report.reject_reasons.append(f"{item.path}:{item.line}: {item.reason}")
-                rejects.append(DeadLetter(now, f"file:{item.path.name}", -1, item.line, item.reason, item.raw))
+                rejects.append(_rejected_line(report, item.path, item.line, item.reason, item.raw, now))
                 continue
             if firsts.add(item):  # a later copy is dropped by the store too (it keeps the first per key)
                 kept.append(item)
@@ -129,6 +133,17 @@ def load_files(
     return kept
 
 
+def _rejected_line(
+    report: ReplayReport, path: Path, line: int, reason: str, raw: bytes, received_at: dt.datetime
+) -> DeadLetter:
+    """A file's line the contract refused, counted in ``report`` (its reason among the first 20 kept), as the dead
+    letter that keeps it (its file and line number, for whoever mends the file)."""
+    report.rejected += 1
+    if len(report.reject_reasons) < 20:
+        report.reject_reasons.append(f"{path}:{line}: {reason}")
+    return DeadLetter(received_at, f"file:{path.name}", -1, line, reason, raw)
+
+
 def history_events(
     store: Store, loaded: list[Envelope], mark: dt.datetime, last: dt.datetime, *, held: bool = True
 ) -> list[Envelope]:
@@ -144,15 +159,7 @@ def history_events(
         events = before + [e for e in loaded if raw_key(e) not in stored]
     else:
         events = loaded.copy()
-    return _in_event_order(events, last)
-
-
-def _in_event_order(events: list[Envelope], last: dt.datetime) -> list[Envelope]:
-    """``events`` sorted in place into the engine's event-time order and cut after ``last``."""
-    with paused_gc():  # the sort keys are one tuple per event: see paused_gc
-        events.sort(key=EVENT_ORDER)  # in C: a lambda here was ~1 µs per event of a replay
-    del events[bisect.bisect_right(events, last, key=OCCURRED_AT) :]  # after the sort: no test per event
-    return events
+    return in_event_order(events, last)
 
 
 def evaluate_history(
@@ -167,10 +174,10 @@ def evaluate_history(
 ) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
     """Snapshots at each boundary in [first, last] from ``events`` (in event-time order, see
     :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
-    refused with the reason. With ``emit``, each boundary's snapshots go to it as they are taken instead of being
-    returned (a year of hourly snapshots is millions of rows: the caller stores them as they come). With
-    ``processes`` 2 or 3, the domains are evaluated in that many forked processes (:mod:`scc.parallel_history`):
-    the same result, the refusals in event-time order."""
+    refused with the reason (in event-time order: :func:`~scc.parallel_history.in_refusal_order`). With ``emit``,
+    each boundary's snapshots go to it as they are taken instead of being returned (a year of hourly snapshots is
+    millions of rows: the caller stores them as they come). With ``processes`` 2 or 3, the domains are evaluated in
+    that many forked processes (:mod:`scc.parallel_history`): the same result."""
     times = _boundaries(first, last, every)
     if processes > 1:
         with paused_gc():  # the forked processes inherit it
@@ -182,7 +189,7 @@ def evaluate_history(
     )
     with paused_gc():  # the engine's state is millions of long-lived objects: see paused_gc
         snapshots, alerts = handed_on(steps, len(times), progress, emit)
-    return snapshots, alerts, engine.rejected
+    return snapshots, alerts, in_refusal_order(engine.rejected)
 
 
 def engine_dead_letter(event: Envelope, reason: str, received_at: dt.datetime) -> DeadLetter:
@@ -203,8 +210,9 @@ def replay(
     processes: int = 1,
 ) -> ReplayReport:
     """Load files into the store, then write the indicator history over the files' time span (from ``since``, when
-    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event), evaluated
-    in ``processes`` processes (:func:`evaluate_history`).
+    given, rather than from the first event: a benchmark's simulated warm-up starts before its first event). With
+    ``processes`` 2 or 3, the files' lines are parsed in the processes that evaluate them (:mod:`scc.parallel_files`):
+    the same stored events, dead letters and history.
 
     Raw inserts and snapshot inserts go to a writer thread (:class:`~clickhouse.writer.BackgroundWrites`) while this
     thread parses and evaluates; snapshots are stored in chunks as they are taken, so memory holds the files' events
@@ -214,19 +222,77 @@ def replay(
         mark = store.ingestion_mark()
         held = holds_events(store)  # after the mark: if nothing is held now, nothing was stored by the mark
         with BackgroundWrites(store) as writes:  # the raw inserts are stored while the history is evaluated
-            loaded = load_files(store, paths, report, progress, writes)
-            if report.first is None or report.last is None:
-                return report
-            events = history_events(store, loaded, mark, report.last, held=held)
-            del loaded
-            first = report.first if since is None else since
-            history = partial(
-                evaluate_history, events, config, first, report.last, every, progress, processes=processes
-            )
-            outcome = _write_history(store, writes, history, report)
-            del history, events
-        _record_outcome(store, report, *outcome)
+            files = _FilesReplay(store, config, writes, report, every, since, progress, mark, held)
+            outcome = files.in_processes(paths, processes) if processes > 1 else files.in_process(paths)
+        if outcome is not None:
+            _record_outcome(store, report, *outcome)
     return report
+
+
+@dataclass
+class _FilesReplay:
+    """One replay of files into a store, in one process or several: its parameters and its report."""
+
+    store: Store
+    config: PlatformConfig
+    writes: BackgroundWrites
+    report: ReplayReport
+    every: dt.timedelta
+    since: dt.datetime | None
+    progress: Progress | None
+    mark: dt.datetime
+    held: bool
+
+    def in_process(self, paths: list[Path]) -> tuple[list[AlertEvent], list[tuple[Envelope, str]]] | None:
+        """Parse, store and evaluate here; None when the files hold no valid event."""
+        report = self.report
+        loaded = load_files(self.store, paths, report, self.progress, self.writes)
+        if report.first is None or report.last is None:
+            return None
+        events = history_events(self.store, loaded, self.mark, report.last, held=self.held)
+        del loaded
+        first = report.first if self.since is None else self.since
+        history = partial(evaluate_history, events, self.config, first, report.last, self.every, self.progress)
+        return _write_history(self.store, self.writes, history, report)
+
+    def in_processes(
+        self, paths: list[Path], processes: int
+    ) -> tuple[list[AlertEvent], list[tuple[Envelope, str]]] | None:
+        """Read the lines here, parse, store and evaluate them in ``processes`` processes
+        (:func:`~scc.parallel_files.parts_of_files`); None when the files hold no valid event."""
+        report, store = self.report, self.store
+        lines = FileLines.read(paths)
+        parts = parts_of_files(lines, processes, INSERT_CHUNK)
+        loads: list[FilesLoaded] = []
+
+        def told(body: object) -> None:
+            if isinstance(body, EventLines):  # queued: the part's process goes on parsing meanwhile
+                self.writes.queue(store.insert_event_lines, body)
+            else:
+                loads.append(body)  # type: ignore[arg-type]
+
+        with Evaluation.start(parts, self.config) as evaluation:
+            evaluation.loaded(self.progress, None, told)
+            loaded = merged_loads(loads)
+            now = dt.datetime.now(dt.UTC)
+            rejects = [
+                _rejected_line(report, *lines.where(index), reason, raw, now) for index, reason, raw in loaded.rejects
+            ]
+            self.writes.queue(store.insert_deadletters, rejects)
+            del lines
+            report.events, report.first, report.last = loaded.events, loaded.first, loaded.last
+            if loaded.first is None or loaded.last is None:
+                return None
+            if self.progress:
+                self.progress("load", loaded.events, loaded.events)
+            words = None
+            if self.held:  # what the store held before the files (up to their last event) is evaluated with them
+                stored = payloads_until(store, loaded.last, ingested_by=self.mark)
+                words = [(loaded.last, payloads_of_kinds(stored, part.kinds)) for part in parts]
+            first = loaded.first if self.since is None else self.since
+            times = _boundaries(first, loaded.last, self.every)
+            history = partial(evaluation.run, times, words, self.progress)
+            return _write_history(store, self.writes, history, report)
 
 
 def replay_from_store(
@@ -307,7 +373,7 @@ def _stored_history(
     report.events = len(events)
     if progress:
         progress("load", len(events), len(events))
-    events = _in_event_order(events, last)
+    events = in_event_order(events, last)
     return partial(evaluate_history, events, config, first, last, every, progress)
 
 

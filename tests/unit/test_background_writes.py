@@ -38,6 +38,25 @@ def test_a_failed_write_is_raised_at_the_next_hand_in_or_on_exit(store: Store) -
         writes.submit(fail)
 
 
+def test_queued_writes_do_not_wait_yet_run_in_order_and_a_failure_still_reaches_the_caller(store: Store) -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+    with BackgroundWrites(store, depth=1) as writes:
+        writes.queue(gate.wait, 5)
+        for n in range(5):
+            writes.queue(seen.append, n)  # depth 1, the first blocked: none of these waits
+        assert seen == []
+        gate.set()
+    assert seen == list(range(5))
+
+    def fail() -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"), BackgroundWrites(store) as writes:
+        writes.queue(fail)
+        writes.wait()
+
+
 def test_no_more_than_depth_writes_are_pending(store: Store) -> None:
     gate = threading.Event()
     started = threading.Semaphore(0)

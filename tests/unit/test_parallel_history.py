@@ -20,7 +20,7 @@ from events_factory import config, ed_arrived, ed_departed, opel_declared, simul
 import scc.parallel_history as parallel_history
 from clickhouse.store import EventLines, Store
 from connectors.files import write_jsonl
-from scc.parallel_history import Part, evaluate_in_processes
+from scc.parallel_history import Part, Tell, evaluate_in_processes
 from scc.replay import evaluate_history, replay, replay_from_store
 from schemas.events import Envelope
 from streams.entities import EVENT_ORDER
@@ -104,12 +104,16 @@ def test_a_stored_event_the_contract_now_refuses_stops_a_replay_in_processes(sto
     assert _stored_rows(store) == before
 
 
-def _fails() -> list[Envelope]:
+def _no_events(tell: Tell) -> list[Envelope]:
+    return []
+
+
+def _fails(tell: Tell) -> list[Envelope]:
     raise ZeroDivisionError("a group's events could not be had")
 
 
 def test_a_process_that_fails_is_reported_with_its_traceback() -> None:
-    parts = [Part(("ed",), list), Part(("ambulance",), _fails)]
+    parts = [Part(("ed",), _no_events), Part(("ambulance",), _fails)]
     with pytest.raises(RuntimeError, match=r"(?s)evaluate ambulance failed:.*ZeroDivisionError: a group's events"):
         evaluate_in_processes(parts, CONFIG, [START], None, None)
 
