@@ -117,8 +117,8 @@ def replay(
         int,
         typer.Option(
             "--processes",
-            help="processes evaluating the history, each a group of indicator domains (1 to 3; the default uses the "
-            "machine's cores; give 1 when several replays share the machine)",
+            help="processes evaluating the history, each a group of indicator domains and parsing its own events (1 to "
+            "3; the default uses the machine's cores; give 1 when several replays share the machine)",
         ),
     ] = DEFAULT_PROCESSES,
 ) -> None:

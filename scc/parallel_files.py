@@ -7,8 +7,8 @@ that kind of event (:data:`scc.parallel_history.GROUPS`). That process parses it
 copy of each event (every copy of an event has its type, so all of them come to the same process), tells the
 replaying process the raw-store blocks of those and its rejects, and evaluates them.
 
-A line the look cannot route for certain goes to every process: one with no ``"event_type":"<family>.`` (another
-spacing, not JSON, a blank), a backslash anywhere (an escaped key could hide a second ``event_type``), or
+A line the look cannot route for certain goes to every process: one with no ``"event_type": "<family>.`` (not JSON,
+a blank, no type or an unknown family), a backslash anywhere (an escaped key could hide a second ``event_type``), or
 ``"event_type"`` more than once. The process whose kinds its event is of keeps it; only the first process reports it
 when the contract refuses it. So every line is parsed where its event is evaluated and accounted for once, and the
 stored events, dead letters and history are the one-process replay's (tests/unit/test_parallel_files.py).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import heapq
+import re
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ from schemas.events import MAX_FUTURE, TOPIC_OF_FAMILY, Envelope, EventRejected,
 from streams.entities import EVENT_ORDER, KIND_OF_TOPIC
 from streams.facts import FactKind
 
-_TYPE_KEY = b'"event_type":"'
-_LONGEST_FAMILY = max(map(len, TOPIC_OF_FAMILY))
+_TYPE_KEY = b'"event_type"'
+_FAMILY_AFTER_KEY = re.compile(rb'\s*:\s*"([a-z_]+)\.')
+"""What follows the key in a line routed for certain: the colon and the type's family (JSON's spacing allowed)."""
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,18 @@ StoredWord = tuple[dt.datetime, list[Sequence[bytes]]]
 the payloads the store held by then (up to that time) of the part's topics."""
 
 
-def parts_of_files(lines: FileLines, processes: int, chunk: int) -> list[Part]:
-    """The files' lines split over ``processes`` parts (:func:`route`); each parses its own and the uncertain ones,
-    tells raw-store blocks of up to ``chunk`` events as they fill and then a :class:`FilesLoaded`, and takes a
-    :data:`StoredWord` or None as its word."""
+def parts_of_files(lines: FileLines, processes: int, chunk: int, every: int) -> tuple[list[Part], int]:
+    """The files' lines split over ``processes`` parts (:func:`route`), and how many lines they parse in all (an
+    uncertain line once in each). Each part parses its own lines and the uncertain ones, tells how many it has parsed
+    every ``every`` lines, tells raw-store blocks of up to ``chunk`` events as they fill and then a
+    :class:`FilesLoaded`, and takes a :data:`StoredWord` or None as its word."""
     kinds_of = groups(processes)
     own, everywhere = route(lines.lines, kinds_of)
-    return [
-        Part(kinds, partial(_parsed_lines, lines.lines, own[i], everywhere, kinds, i == 0, chunk), _with_stored)
+    parts = [
+        Part(kinds, partial(_parsed_lines, lines.lines, own[i], everywhere, kinds, i == 0, chunk, every), _with_stored)
         for i, kinds in enumerate(kinds_of)
     ]
+    return parts, len(lines.lines) + (processes - 1) * len(everywhere)
 
 
 def route(lines: list[bytes], kinds_of: tuple[tuple[FactKind, ...], ...]) -> tuple[list[array[int]], array[int]]:
@@ -98,11 +102,14 @@ def route(lines: list[bytes], kinds_of: tuple[tuple[FactKind, ...], ...]) -> tup
     }
     own = [array("q") for _ in kinds_of]
     everywhere = array("q")
+    after = _FAMILY_AFTER_KEY.match
     for index, line in enumerate(lines):
-        at = line.find(_TYPE_KEY) + len(_TYPE_KEY)
+        key = line.find(_TYPE_KEY) + len(_TYPE_KEY)
         group = None
-        if at >= len(_TYPE_KEY) and b"\\" not in line and line.count(b'"event_type"') == 1:
-            group = group_of_family.get(line[at : line.find(b".", at, at + _LONGEST_FAMILY + 1)])
+        if key >= len(_TYPE_KEY) and b"\\" not in line and line.find(_TYPE_KEY, key) < 0:
+            family = after(line, key)
+            if family is not None:
+                group = group_of_family.get(family[1])
         (everywhere if group is None else own[group]).append(index)
     return own, everywhere
 
@@ -114,11 +121,12 @@ def _parsed_lines(
     kinds: tuple[FactKind, ...],
     reports_everywhere: bool,
     chunk: int,
+    every: int,
     tell: Tell,
 ) -> list[Envelope]:
-    """In a part's process: its lines parsed in file order (as :func:`scc.replay.load_files` does all of them), the
-    first copies' raw-store blocks told as they fill, then a :class:`FilesLoaded`; returns the first copies in
-    event-time order."""
+    """In a part's process: its lines parsed in file order (as :func:`scc.replay.load_files` does all of them), how
+    many so far told every ``every`` lines, the first copies' raw-store blocks told as they fill, then a
+    :class:`FilesLoaded`; returns the first copies in event-time order."""
     latest = dt.datetime.now(dt.UTC) + MAX_FUTURE
     uncertain = set(everywhere)
     firsts = FirstCopies()
@@ -132,7 +140,10 @@ def _parsed_lines(
             tell(file_event_lines(topic, loaded))
         pending.clear()
 
-    for index in heapq.merge(own, everywhere) if everywhere else own:
+    parsed = 0
+    for parsed, index in enumerate(heapq.merge(own, everywhere) if everywhere else own, start=1):
+        if parsed % every == 0:
+            tell(every)
         raw = lines[index].strip()
         if not raw:
             continue
@@ -159,6 +170,7 @@ def _parsed_lines(
             if len(kept) % chunk == 0:
                 flush()
     flush()
+    tell(parsed % every)
     tell(FilesLoaded(events, first, last, rejects))
     kept.sort(key=EVENT_ORDER)
     return kept

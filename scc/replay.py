@@ -262,17 +262,23 @@ class _FilesReplay:
         (:func:`~scc.parallel_files.parts_of_files`); None when the files hold no valid event."""
         report, store = self.report, self.store
         lines = FileLines.read(paths)
-        parts = parts_of_files(lines, processes, INSERT_CHUNK)
+        parts, to_parse = parts_of_files(lines, processes, INSERT_CHUNK, PROGRESS_EVERY)
         loads: list[FilesLoaded] = []
+        parsed = 0
 
         def told(body: object) -> None:
-            if isinstance(body, EventLines):  # queued: the part's process goes on parsing meanwhile
+            nonlocal parsed
+            if type(body) is int:  # lines parsed
+                parsed += body
+                if self.progress:
+                    self.progress("load", parsed, to_parse)
+            elif isinstance(body, EventLines):  # queued: the part's process goes on parsing meanwhile
                 self.writes.queue(store.insert_event_lines, body)
             else:
                 loads.append(body)  # type: ignore[arg-type]
 
         with Evaluation.start(parts, self.config) as evaluation:
-            evaluation.loaded(self.progress, None, told)
+            evaluation.loaded(None, None, told)  # progress: as the parts tell it, in lines
             loaded = merged_loads(loads)
             now = dt.datetime.now(dt.UTC)
             rejects = [

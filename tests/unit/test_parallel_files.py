@@ -5,7 +5,7 @@ Pinned here: the replaying process routes each line to one group by its ``"event
 and to every group otherwise; and a replay of two files in 2 or 3 processes stores the same raw events (the first copy
 of each), the same dead letters (file and line) and the same history and alerts, and reports the same counts, reasons
 and span, as the one-process replay. The files carry duplicates, a later copy of an event with other content, lines
-routed to every group (other spacing, an escaped character, the key twice, no type, blanks), lines the contract
+routed to every group (an escaped character, the key twice, no type, blanks), lines the contract
 refuses both ways, and events the engine refuses; once into an empty store and once into a store that already holds
 overlapping events (which the store keeps instead of the files' copies).
 """
@@ -22,7 +22,7 @@ import pytest
 from events_factory import config, ed_arrived, ed_departed, opel_declared, simulated_llr
 
 from clickhouse.migrate import migrate
-from clickhouse.store import open_store
+from clickhouse.store import Store, open_store
 from scc.history import RAW_TABLES
 from scc.parallel_files import _parsed_lines, route
 from scc.parallel_history import GROUPS
@@ -40,7 +40,7 @@ SAME = dump_event(ed_arrived("pf-same", "2026-03-29T05:00:00Z"))
 
 
 def _spaced(event: Envelope) -> bytes:
-    """The event's JSON with a space after each colon and comma: valid, but not routed by the quick look."""
+    """The event's JSON with a space after each colon and comma (Python's json.dumps): routed by its type still."""
     return json.dumps(json.loads(dump_event(event))).encode()
 
 
@@ -146,27 +146,42 @@ def test_files_into_a_store_holding_events_in_processes_evaluate_what_one_proces
     assert max(row[0] for row in one["snapshots"]) == one["report"].last.replace(tzinfo=None)
 
 
+def test_loading_in_processes_shows_its_progress_in_lines_then_events(store: Store, tmp_path: Path) -> None:
+    paths = _files(tmp_path)
+    lines = [line for path in paths for line in path.read_bytes().split(b"\n")]
+    uncertain = len(route(lines, GROUPS[3])[1])  # each of the 3 processes parses these
+    seen: list[tuple[str, int, int | None]] = []
+    report = replay(store, CONFIG, paths, every=HOURLY, since=SINCE, processes=3, progress=lambda *a: seen.append(a))
+    loading = [(done, total) for stage, done, total in seen if stage == "load"]
+    assert uncertain == 9  # 6 lines in the first file, a line not JSON in the second, the empty line after each
+    assert loading[-2] == (len(lines) + 2 * uncertain,) * 2  # every line parsed, as the parts told it
+    assert loading[-1] == (report.events, report.events)
+    assert [done for done, _ in loading[:-1]] == sorted(done for done, _ in loading[:-1])
+    assert seen[-1][0] == "evaluate" and seen[-1][1] == seen[-1][2]
+
+
 def test_a_line_goes_to_one_group_only_when_its_type_is_certain() -> None:
     lines = [
         b'{"event_id":"a","event_type":"ed.arrived"}',
         b'{"event_type":"ambulance.clock_started","event_id":"b"}',
         b'{"event_type":"discharge.ready_date_set"}',
         b'{"event_type":"opel.declared"}',
-        b'{"event_type": "ed.arrived"}',  # other spacing
+        b'{"event_type" :\t"ed.arrived"}',  # JSON's spacing
         b'{"event_type":"ed.arrived","note":"\\u0041"}',  # an escape somewhere
         b'{"event_type":"ed.arrived","event_type":"adt.admitted"}',  # the key twice
         b'{"event_type":"bogus.thing"}',  # no such family
+        b'{"event_type":3}',  # not a type at all
         b"",
         b"not json",
     ]
     own, everywhere = route(lines, GROUPS[3])
-    assert [list(indices) for indices in own] == [[0], [1], [2, 3]]
-    assert list(everywhere) == [4, 5, 6, 7, 8, 9]
+    assert [list(indices) for indices in own] == [[0, 4], [1], [2, 3]]
+    assert list(everywhere) == [5, 6, 7, 8, 9, 10]
     own, everywhere = route(lines, GROUPS[2])
-    assert [list(indices) for indices in own] == [[0, 1], [2, 3]]
+    assert [list(indices) for indices in own] == [[0, 1, 4], [2, 3]]
 
 
 def test_an_event_routed_to_the_wrong_group_stops_the_replay_rather_than_going_missing() -> None:
     lines = [dump_event(ed_arrived("pf-1", "2026-03-29T03:00:00Z"))]
     with pytest.raises(RuntimeError, match=r"line 0 was routed to ambulance but holds scc.ed event"):
-        _parsed_lines(lines, array("q", [0]), array("q"), ("ambulance",), True, 10, [].append)
+        _parsed_lines(lines, array("q", [0]), array("q"), ("ambulance",), True, 10, 10, [].append)
