@@ -160,6 +160,16 @@ def test_loading_in_processes_shows_its_progress_in_lines_then_events(store: Sto
     assert seen[-1][0] == "evaluate" and seen[-1][1] == seen[-1][2]
 
 
+def test_files_with_no_valid_event_keep_their_lines_as_dead_letters_in_processes(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'not json\n{"event_id":"x","event_type":"ed.arrived"}\n\n{"event_type": "opel.declared"}\n')
+    report = replay(store, CONFIG, [path], every=HOURLY, processes=3)
+    assert (report.events, report.rejected, report.snapshots, report.first) == (0, 3, 0, None)
+    assert [reason.split(": ")[0] for reason in report.reject_reasons] == [f"{path}:1", f"{path}:2", f"{path}:4"]
+    stored = store.query_rows("SELECT source_topic, `offset` FROM scc.deadletter FINAL ORDER BY `offset`")
+    assert stored == [("file:bad.jsonl", 1), ("file:bad.jsonl", 2), ("file:bad.jsonl", 4)]
+
+
 def test_a_line_goes_to_one_group_only_when_its_type_is_certain() -> None:
     lines = [
         b'{"event_id":"a","event_type":"ed.arrived"}',
