@@ -12,8 +12,9 @@ first event (the simulator's beds hold spells admitted months before, which woul
 snapshots). The rate is sample events / wall time; a year of England (~150 million events) is extrapolated from it.
 
 The history is evaluated in ``--processes`` processes, as ``scc replay --processes`` (default: the command's default
-on this machine, 3 on 2 cores: :mod:`scc.parallel_history`); above 1, each cadence is also replayed in one process,
-side by side, and the figures' notes give the ratio.
+on this machine, 3 on 2 cores: :mod:`scc.parallel_history`), and above 1 the lines are parsed in those processes too
+(:mod:`scc.parallel_files`: ``load_files`` and ``history_events`` above are the one-process path); above 1, each
+cadence is also replayed in one process, side by side, and the figures' notes give the ratio.
 
 England is 42 ICBs, each replayed into its own store, independently of the others: ``--at-once N`` also replays N
 samples of the same size (other seeds) at the same time, one process each (``--processes 1``), and reports their combined rate (every
@@ -130,14 +131,14 @@ def measured_runs(runs: list[dict], processes: int) -> list[dict]:
     return [run for run in runs if run["processes"] == processes]
 
 
-def processes_note(run: dict, runs: list[dict]) -> str:
-    """How a replay's history was evaluated and, in more than one process, the ratio to the same replay in one
-    process in the same bench run."""
+def processes_note(run: dict, runs: list[dict], done: str = "history evaluated") -> str:
+    """How a replay's history was evaluated (``done`` in several processes) and, in more than one process, the
+    ratio to the same replay in one process in the same bench run."""
     if run["processes"] == 1:
         return "one process"
     base = next(r for r in runs if r["processes"] == 1 and r["every_min"] == run["every_min"])
     return (
-        f"history evaluated in {run['processes']} processes (`--processes {run['processes']}`): "
+        f"{done} in {run['processes']} processes (`--processes {run['processes']}`): "
         f"{run['events_per_s'] / base['events_per_s']:.2f}× the same replay in one process in this run "
         f"({base['events_per_s']:,}/s, evaluate {base['evaluate_seconds']:.1f} s); the largest evaluation process "
         f"peaked at {run['peak_child_rss_mib']:,} MiB"
@@ -393,7 +394,7 @@ def main(argv: list[str] | None = None) -> Result:
             f"Replay/backfill rate, {cadence} snapshots (files -> validate -> raw store -> engine -> snapshots)",
             run,
             f"sample of {events:,} LLR events over {hours / 24:,.0f} days, {run['snapshots']:,} "
-            f"snapshot rows; {processes_note(run, runs)}; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
+            f"snapshot rows; {processes_note(run, runs, 'lines parsed and history evaluated')}; not 150M; time: load {run['load_seconds']:.1f} s, evaluate "
             f"{run['evaluate_seconds']:.1f} s, store wait {run['store_wait_and_snapshot_insert_seconds']:.1f} s; "
             f"peak memory {run['peak_growth_bytes_per_event']:,} bytes per "
             "event replayed (the replay holds the files' events: one ICB-year, ~3.6M events, fits; all England in "
