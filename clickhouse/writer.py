@@ -31,12 +31,9 @@ class BackgroundWrites:
 
     def submit(self, write: Callable[..., Any], *args: Any) -> None:
         """Hand a write over; waits first while ``depth`` writes are pending, and raises a failure of an earlier one."""
-        if self._pool is None:
-            write(*args)
-            return
-        while self._pending and (self._pending[0].done() or len(self._pending) >= self._depth):
+        while len(self._pending) >= self._depth:
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(write, *args))
+        self.queue(write, *args)
 
     def queue(self, write: Callable[..., Any], *args: Any) -> None:
         """Hand a write over without waiting for earlier ones, for data held in memory anyway (received from another

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from clickhouse.store import FirstCopies, file_event_lines, raw_key
+from clickhouse.store import raw_key
 from scc.history import in_event_order
+from scc.loading import Loading
 from scc.parallel_history import Part, Tell, groups, parsed_in_order
 from schemas.events import MAX_FUTURE, TOPIC_OF_FAMILY, Envelope, EventRejected, parse_json, topic_of
 from streams.entities import EVENT_ORDER, KIND_OF_TOPIC
@@ -129,16 +130,12 @@ def _parsed_lines(
     :class:`FilesLoaded`; returns the first copies in event-time order."""
     latest = dt.datetime.now(dt.UTC) + MAX_FUTURE
     uncertain = set(everywhere)
-    firsts = FirstCopies()
-    kept: list[Envelope] = []
-    pending: dict[str, list[Envelope]] = {}
+    loading = Loading()
     rejects: list[tuple[int, str, bytes]] = []
-    events, first, last = 0, None, None
 
     def flush() -> None:
-        for topic, loaded in pending.items():
-            tell(file_event_lines(topic, loaded))
-        pending.clear()
+        for block in loading.blocks():
+            tell(block)
 
     parsed = 0
     for parsed, index in enumerate(heapq.merge(own, everywhere) if everywhere else own, start=1):
@@ -158,22 +155,14 @@ def _parsed_lines(
             if index in uncertain:
                 continue  # another part's event: that part keeps it
             raise RuntimeError(f"line {index} was routed to {'+'.join(kinds)} but holds {topic} event")
-        events += 1
-        at = event.occurred_at
-        if first is None or at < first:
-            first = at
-        if last is None or at > last:
-            last = at
-        if firsts.add(event):
-            kept.append(event)
-            pending.setdefault(topic, []).append(event)
-            if len(kept) % chunk == 0:
-                flush()
+        loading.take(event, topic)
+        if loading.events % chunk == 0:
+            flush()
     flush()
     tell(parsed % every)
-    tell(FilesLoaded(events, first, last, rejects))
-    kept.sort(key=EVENT_ORDER)
-    return kept
+    tell(FilesLoaded(loading.events, loading.first, loading.last, rejects))
+    loading.kept.sort(key=EVENT_ORDER)
+    return loading.kept
 
 
 def _with_stored(kept: list[Envelope], word: StoredWord | None) -> list[Envelope]:

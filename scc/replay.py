@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from clickhouse.store import DeadLetter, EventLines, FirstCopies, Store, file_event_lines, raw_key
+from clickhouse.store import DeadLetter, EventLines, Store, raw_key
 from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
 from scc.collector import paused_gc
 from scc.history import event_time_span, events_until, holds_events, in_event_order, payloads_until
+from scc.loading import Loading
 from scc.parallel_files import FileLines, FilesLoaded, merged_loads, parts_of_files
 from scc.parallel_history import (
     Evaluation,
@@ -90,47 +91,35 @@ def load_files(
     if writes is None:
         with BackgroundWrites(store) as own:
             return load_files(store, paths, report, progress, own)
-    firsts = FirstCopies()
-    kept: list[Envelope] = []
-    by_topic: dict[str, list[Envelope]] = {}
+    loading = Loading()
     rejects: list[DeadLetter] = []
     now = dt.datetime.now(dt.UTC)
 
     def flush() -> None:
         nonlocal rejects
-        for topic, loaded in by_topic.items():  # the lines here, the insert (ClickHouse's work) on the writer thread
-            writes.submit(store.insert_event_lines, file_event_lines(topic, loaded))
-        by_topic.clear()
+        for block in loading.blocks():  # the lines here, the insert (ClickHouse's work) on the writer thread
+            writes.submit(store.insert_event_lines, block)
         if rejects:
             writes.submit(store.insert_deadletters, rejects)
             rejects = []
 
-    # The count and the time span are kept in locals and written to the report at the end: the loop runs once per
-    # event, and a local is cheaper to read and set than a field of the report.
-    events, first, last = report.events, report.first, report.last
     with paused_gc():  # parsing builds many tracked objects: see paused_gc for why the collector waits
         for item in read_jsonl(paths):
             if type(item) is FileReject:
                 rejects.append(_rejected_line(report, item.path, item.line, item.reason, item.raw, now))
                 continue
-            if firsts.add(item):  # a later copy is dropped by the store too (it keeps the first per key)
-                kept.append(item)
-                by_topic.setdefault(topic_of(item), []).append(item)
-            events += 1
-            at = item.occurred_at  # compared inline: cheaper than a min() and a max() call per event
-            if first is None or at < first:
-                first = at
-            if last is None or at > last:
-                last = at
-            if events % INSERT_CHUNK == 0:
+            loading.take(item, topic_of(item))
+            if loading.events % INSERT_CHUNK == 0:
                 flush()
-            if progress and events % PROGRESS_EVERY == 0:
-                progress("load", events, None)
+            if progress and loading.events % PROGRESS_EVERY == 0:
+                progress("load", loading.events, None)
         flush()
-    report.events, report.first, report.last = events, first, last
+    report.events += loading.events
+    report.first = min(filter(None, (report.first, loading.first)), default=None)
+    report.last = max(filter(None, (report.last, loading.last)), default=None)
     if progress:
-        progress("load", events, events)
-    return kept
+        progress("load", report.events, report.events)
+    return loading.kept
 
 
 def _rejected_line(
