@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from clickhouse.snapshot_blocks import COLUMNS as SNAPSHOT_COLUMNS
+from clickhouse.snapshot_blocks import SnapshotBlock
 from schemas.alerts import AlertEvent
 from schemas.events import Envelope, dump_event
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
@@ -48,7 +50,6 @@ _LINE_INSERT_SETTINGS = {"optimize_on_insert": 0}
 per raw key (:func:`event_lines` drops the others) and a view's block one row per entity (it groups by the entity), so
 the pass would merge nothing; skipping it costs ClickHouse ~0.3-0.6 µs less per event (bench/analysis.md, replay).
 Copies across inserts collapse as ever, in background merges or ``FINAL``."""
-_SNAPSHOT_COLUMNS = tuple(IndicatorSnapshot.model_fields)
 _DEADLETTER_COLUMNS = ("received_at", "source_topic", "partition", "offset", "reason", "raw")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -308,12 +309,22 @@ class Store:
         """Insert indicator snapshots in one columnar batch (idempotent: the latest computed_at wins)."""
         if not snapshots:
             return 0
-        data = [[getattr(s, name) for s in snapshots] for name in _SNAPSHOT_COLUMNS]  # models and rows alike
-        data[_SNAPSHOT_COLUMNS.index("computed_at")] = [_utc(s.computed_at) for s in snapshots]
+        data = [[getattr(s, name) for s in snapshots] for name in SNAPSHOT_COLUMNS]  # models and rows alike
+        data[SNAPSHOT_COLUMNS.index("computed_at")] = [_utc(s.computed_at) for s in snapshots]
         self.client.insert(
-            self.table("indicator_snapshots"), data, column_names=list(_SNAPSHOT_COLUMNS), column_oriented=True
+            self.table("indicator_snapshots"), data, column_names=list(SNAPSHOT_COLUMNS), column_oriented=True
         )
         return len(snapshots)
+
+    def insert_snapshot_block(self, block: SnapshotBlock) -> int:
+        """Insert snapshot rows made into bytes by :func:`~clickhouse.snapshot_blocks.snapshot_block` (a replay's):
+        the same rows as :meth:`insert_snapshots`, ClickHouse's own work only (on chDB, with the GIL released)."""
+        if not block.rows:
+            return 0
+        self.client.raw_insert(
+            self.table("indicator_snapshots"), SNAPSHOT_COLUMNS, insert_block=block.block, fmt="RowBinary"
+        )
+        return block.rows
 
     def insert_deadletters(self, rows: Sequence[DeadLetter]) -> int:
         """Insert rejected inputs in one columnar batch (idempotent on topic, partition, offset and received_at)."""

@@ -5,9 +5,10 @@ read only their own kind of facts (ED attendances, ambulance incidents, spells: 
 so each group of kinds can run the same engine on its own events in its own process. The processes are forked once
 the events (or, from the store, their payloads) are in memory, so nothing is copied or sent to them; each finishes
 its domains' rows (targets, statuses), tracks their alerts (an alert's state is per indicator, window and scope) and
-sends both back per snapshot time. This process puts them in the order one engine lists them and adds OPEL's rows,
-which read the others' rows, and their alerts: the history is the one-process history, row for row
-(tests/unit/test_parallel_history.py).
+sends both back per snapshot time: the rows as the bytes the store inserts (:mod:`clickhouse.snapshot_blocks`; pickled
+rows would cost both ends more than the store's insert), with the few that OPEL reads. This process puts them in the
+order one engine lists them and adds OPEL's rows, worked out from those few, and their alerts: the history is the
+one-process history, row for row (tests/unit/test_parallel_history.py).
 
 A process may also get its events itself and tell this one things while it does (a replay's files are parsed in the
 processes that evaluate them: :mod:`scc.parallel_files`); evaluation starts only once every process has its events
@@ -26,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from clickhouse.snapshot_blocks import SnapshotBlock, snapshot_block
 from scc.history import parsed_payloads
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
@@ -36,6 +38,7 @@ from streams.alerts import AlertTracker
 from streams.engine import Engine
 from streams.entities import EVENT_ORDER, KIND_OF_TOPIC
 from streams.facts import FactKind
+from streams.indicators.opel import read_by
 from streams.indicators.rows import Row
 
 GROUPS: dict[int, tuple[tuple[FactKind, ...], ...]] = {
@@ -49,9 +52,13 @@ ambulance, the two lighter per event."""
 ROWS_PER_MESSAGE = 20_000
 """Rows a process gathers before sending them (a day of hourly snapshots of one group is ~5,000-10,000)."""
 
-BoundaryRows = tuple[list[SnapshotRow], list[AlertEvent], list[Row]]
+Batch = list[SnapshotRow] | SnapshotBlock
+"""A snapshot time's rows: as rows, or as the bytes the store inserts (what a replay stores them from)."""
+Emit = Callable[[SnapshotBlock], None]
+"""Where a history's snapshots go as they are taken, one snapshot time's rows at a time (a replay: to the store)."""
+BoundaryRows = tuple[Batch, list[AlertEvent], list[SnapshotRow], list[Row]]
 """One snapshot time from one group: its domains' rows (finished: targets and statuses), the alerts they raise and
-resolve, and its OPEL declarations' rows (unfinished; none but in OPEL's group)."""
+resolve, those of its rows that OPEL reads, and its OPEL declarations' rows (unfinished; none but in OPEL's group)."""
 
 
 Tell = Callable[[Any], None]
@@ -121,7 +128,7 @@ def evaluate_in_processes(
     config: PlatformConfig,
     times: list[dt.datetime],
     progress: Callable[[str, int, int | None], None] | None = None,
-    emit: Callable[[list[SnapshotRow]], None] | None = None,
+    emit: Emit | None = None,
     *,
     parsing: int | None = None,
 ) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
@@ -194,13 +201,15 @@ class Evaluation:
         times: list[dt.datetime],
         words: list[Any] | None = None,
         progress: Callable[[str, int, int | None], None] | None = None,
-        emit: Callable[[list[SnapshotRow]], None] | None = None,
+        emit: Emit | None = None,
     ) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
         """Evaluate every part at ``times`` (each given its word from ``words``, in the parts' order): the history's
-        rows (to ``emit`` as they come, or returned), alerts and refused events (in event-time order)."""
+        rows (to ``emit`` as they come, as bytes, or returned), alerts and refused events (in event-time order)."""
+        as_blocks = emit is not None
         for group, word in zip(self.groups, words or [None] * len(self.groups), strict=True):
-            group.receiver.send((times, word))
-        snapshots, alerts = handed_on(_merged(self.groups, self.config, times), len(times), progress, emit)
+            group.receiver.send((times, word, as_blocks))
+        merged = _merged(self.groups, self.config, times, as_blocks)
+        snapshots, alerts = handed_on(merged, len(times), progress, emit)
         return snapshots, alerts, in_refusal_order([item for group in self.groups for item in group.refused()])
 
 
@@ -212,42 +221,46 @@ def in_refusal_order(refused: list[tuple[Envelope, str]]) -> list[tuple[Envelope
 
 
 def handed_on(
-    steps: Iterable[tuple[list[SnapshotRow], list[AlertEvent]]],
+    steps: Iterable[tuple[Batch, list[AlertEvent]]],
     total: int,
     progress: Callable[[str, int, int | None], None] | None,
-    emit: Callable[[list[SnapshotRow]], None] | None,
+    emit: Emit | None,
 ) -> tuple[list[SnapshotRow], list[AlertEvent]]:
     """What a history's evaluation does with each snapshot time's rows and alerts (``steps``, ``total`` of them), in
-    one process or several: the rows go to ``emit`` (or are kept and returned), the alerts are kept, progress is
-    reported."""
+    one process or several: the rows go to ``emit`` as bytes (or, rows, are kept and returned), the alerts are kept,
+    progress is reported."""
     snapshots: list[SnapshotRow] = []
     alerts: list[AlertEvent] = []
     for n, (batch, new_alerts) in enumerate(steps, start=1):
         alerts.extend(new_alerts)
-        if emit is None:
-            snapshots.extend(batch)
+        if emit is not None:
+            emit(batch if isinstance(batch, SnapshotBlock) else snapshot_block(batch))
+        elif isinstance(batch, SnapshotBlock):
+            raise RuntimeError("snapshot rows came as bytes with nowhere to send them")
         else:
-            emit(batch)
+            snapshots.extend(batch)
         if progress:
             progress("evaluate", n, total)
     return snapshots, alerts
 
 
 def _merged(
-    groups: list[_Group], config: PlatformConfig, times: list[dt.datetime]
-) -> Iterator[tuple[list[SnapshotRow], list[AlertEvent]]]:
+    groups: list[_Group], config: PlatformConfig, times: list[dt.datetime], as_blocks: bool
+) -> Iterator[tuple[Batch, list[AlertEvent]]]:
     """Each snapshot time's rows and alerts from every group, in order, then OPEL's rows (worked out here from the
-    others) and their alerts."""
+    rows of the others it reads) and their alerts; the rows as bytes when the groups send them so."""
     alerting = AlertTracker(config)  # OPEL's rows' alerts: every other row's are tracked in its group's process
     # strict: every group sends one entry per time, and its generator reads the group's closing message at the end
     for t, *parts in zip(times, *(group.rows() for group in groups), strict=True):
-        batch = [row for rows, _, _ in parts for row in rows]
-        declared = [row for _, _, part_declared in parts for row in part_declared]
-        opel_batch = finished(opel_rows(batch, declared, config), t, config, dt.datetime.now(dt.UTC))
-        alerts = [alert for _, part_alerts, _ in parts for alert in part_alerts]
+        read = [row for _, _, part_read, _ in parts for row in part_read]
+        declared = [row for *_, part_declared in parts for row in part_declared]
+        opel_batch = finished(opel_rows(read, declared, config), t, config, dt.datetime.now(dt.UTC))
+        alerts = [alert for _, part_alerts, _, _ in parts for alert in part_alerts]
         alerts.extend(alerting.update(opel_batch))
-        batch.extend(opel_batch)
-        yield batch, alerts
+        if as_blocks:
+            yield SnapshotBlock.joined([*(batch for batch, *_ in parts), snapshot_block(opel_batch)]), alerts  # type: ignore[misc]
+        else:
+            yield [row for rows, *_ in parts for row in rows] + opel_batch, alerts  # type: ignore[union-attr]
 
 
 class _Group:
@@ -311,14 +324,15 @@ class _Group:
 
 def _evaluate_part(connection: Connection, part: Part, config: PlatformConfig, others: list[Connection]) -> None:
     """In a forked process: the part's events (telling the replaying process what its loading tells), then, once
-    given the snapshot times and its word, its engine's rows sent per snapshot time, then its refusals."""
+    given the snapshot times, its word and whether to send bytes, its engine's rows sent per snapshot time, then its
+    refusals."""
     for other in others:
         other.close()
     try:
         try:
             events = part.load(lambda body: connection.send(("told", body)))
             connection.send(("loaded", len(events)))
-            times, word = connection.recv()
+            times, word, as_blocks = connection.recv()
             events = part.settle(events, word)
         except EventRejected as exc:
             connection.send(("rejected", exc.reason))
@@ -327,12 +341,15 @@ def _evaluate_part(connection: Connection, part: Part, config: PlatformConfig, o
         aggregator = engine.aggregator
         alerting = AlertTracker(config)
         declares = "opel" in part.kinds
+        opel_reads = read_by(config.opel)
         pending: list[BoundaryRows] = []
         held = 0
         for t in engine.ingest_up_to_each(events, times):
             rows = finished(aggregator.domain_rows(t, part.kinds), t, config, dt.datetime.now(dt.UTC))
             declared = aggregator.declared_rows(t) if declares else []
-            pending.append((rows, alerting.update(rows), declared))
+            read = [row for row in rows if (row.indicator, row.window) in opel_reads]
+            batch = snapshot_block(rows) if as_blocks else rows
+            pending.append((batch, alerting.update(rows), read, declared))
             held += len(rows) + len(declared)
             if held >= ROWS_PER_MESSAGE:
                 connection.send(("rows", pending))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from clickhouse.snapshot_blocks import SnapshotBlock
 from clickhouse.store import DeadLetter, EventLines, Store, raw_key
 from clickhouse.writer import BackgroundWrites
 from connectors.files import FileReject, read_jsonl
@@ -25,6 +26,7 @@ from scc.history import event_time_span, events_until, holds_events, in_event_or
 from scc.loading import Loading
 from scc.parallel_files import FileLines, FilesLoaded, merged_loads, parts_of_files
 from scc.parallel_history import (
+    Emit,
     Evaluation,
     evaluate_in_processes,
     handed_on,
@@ -158,14 +160,14 @@ def evaluate_history(
     last: dt.datetime,
     every: dt.timedelta,
     progress: Progress | None = None,
-    emit: Callable[[list[SnapshotRow]], None] | None = None,
+    emit: Emit | None = None,
     processes: int = 1,
 ) -> tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]:
     """Snapshots at each boundary in [first, last] from ``events`` (in event-time order, see
     :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
     refused with the reason (in event-time order: :func:`~scc.parallel_history.in_refusal_order`). With ``emit``,
-    each boundary's snapshots go to it as they are taken instead of being returned (a year of hourly snapshots is
-    millions of rows: the caller stores them as they come). With ``processes`` 2 or 3, the domains are evaluated in
+    each boundary's snapshots go to it as they are taken, as the bytes the store inserts, instead of being returned
+    (a year of hourly snapshots is millions of rows: the caller stores them as they come). With ``processes`` 2 or 3, the domains are evaluated in
     that many forked processes (:mod:`scc.parallel_history`): the same result."""
     times = _boundaries(first, last, every)
     if processes > 1:
@@ -334,9 +336,7 @@ def replay_from_store(
     return report
 
 
-History = Callable[
-    [Callable[[list[SnapshotRow]], None]], tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]
-]
+History = Callable[[Emit], tuple[list[SnapshotRow], list[AlertEvent], list[tuple[Envelope, str]]]]
 """A history to evaluate: given where its snapshots go, :func:`evaluate_history`'s result."""
 
 
@@ -377,18 +377,20 @@ def _write_history(
 ) -> tuple[list[AlertEvent], list[tuple[Envelope, str]]]:
     """Evaluate ``history`` and hand its snapshots to ``writes`` in chunks as they are taken; returns the alerts
     raised and resolved and the events the engine refused."""
-    chunk: list[SnapshotRow] = []
+    chunk: list[SnapshotBlock] = []
+    held = 0
 
-    def store_snapshots(batch: list[SnapshotRow]) -> None:
-        nonlocal chunk
-        report.snapshots += len(batch)
-        chunk += batch
-        if len(chunk) >= INSERT_CHUNK:
-            writes.submit(store.insert_snapshots, chunk)
-            chunk = []
+    def store_snapshots(batch: SnapshotBlock) -> None:
+        nonlocal chunk, held
+        report.snapshots += batch.rows
+        chunk.append(batch)
+        held += batch.rows
+        if held >= INSERT_CHUNK:
+            writes.submit(store.insert_snapshot_block, SnapshotBlock.joined(chunk))
+            chunk, held = [], 0
 
     _, alerts, refused = history(store_snapshots)
-    writes.submit(store.insert_snapshots, chunk)
+    writes.submit(store.insert_snapshot_block, SnapshotBlock.joined(chunk))
     return alerts, refused
 
 

@@ -16,6 +16,12 @@ from streams.facts import DeclaredLevelFact
 from streams.indicators.rows import Row
 
 
+def read_by(framework: OpelFramework) -> set[tuple[str, str]]:
+    """The (indicator, window) of every row :func:`compute` reads: it passes over any other (a replay in processes
+    sends only these few across for it)."""
+    return {(p.indicator, p.window) for p in framework.parameters.values()}
+
+
 def compute(rows: Iterable[Row], framework: OpelFramework) -> Iterator[Row]:
     """``opel_score`` (0–100, numerator weighted points, denominator maximum points) and ``opel_level`` (1–4)."""
     # Two parameters may read the same indicator and window (e.g. with different bands): each one counts.

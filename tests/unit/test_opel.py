@@ -14,7 +14,7 @@ import pytest
 
 from schemas.config import DEFAULT_ICB_FILE, ConfigError, load_config
 from schemas.opel import OpelFramework, OpelParameter
-from streams.indicators.opel import compute
+from streams.indicators.opel import compute, read_by
 from streams.indicators.rows import Row
 from tests.unit import events_factory as ef
 
@@ -137,6 +137,22 @@ def test_two_parameters_may_read_the_same_indicator() -> None:
     got = scored([Row("nctr_pct", "live", "site", "S", 18.0, None, None)], fw)
     assert got[("opel_score", "site", "S")] == (pytest.approx(66.666666667), 4.0, 6.0)
     assert got[("opel_level", "site", "S")][0] == 3.0
+
+
+def test_only_the_rows_read_by_says_count() -> None:
+    # a replay in processes sends OPEL only these rows: the others (another window, another indicator) change nothing
+    fw = framework({"handover": HANDOVER, "four_hour": FOUR_HOUR, "nctr": NCTR})
+    assert read_by(fw) == {("amb_handover_mean_min", "today"), ("ed_4h_pct", "today"), ("nctr_pct", "live")}
+    rows = [
+        Row("ed_4h_pct", "today", "site", "S", 65.0, None, None),
+        Row("ed_4h_pct", "mtd", "site", "S", 95.0, None, None),
+        Row("amb_handover_mean_min", "today", "site", "S", 40.0, None, None),
+        Row("amb_handover_mean_min", "last_60m", "site", "S", 5.0, None, None),
+        Row("ed_attendances", "today", "site", "S", 310.0, None, None),
+        Row("nctr_pct", "live", "system", "QK1", 22.0, None, None),
+    ]
+    read = [row for row in rows if (row.indicator, row.window) in read_by(fw)]
+    assert len(read) == 3 and list(compute(read, fw)) == list(compute(rows, fw))
 
 
 # --- the shipped default, end to end through the engine, with declared levels --------------------------------------

@@ -1,0 +1,64 @@
+"""Snapshot rows as RowBinary bytes (clickhouse.snapshot_blocks): stored exactly as the columnar insert stores them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from clickhouse.snapshot_blocks import SnapshotBlock, snapshot_block
+from clickhouse.store import Store
+from schemas.indicators import SnapshotRow
+
+UTC = dt.UTC
+STORED = (
+    "SELECT ts, indicator, `window`, scope_type, scope_code, value, numerator, denominator, target, status,"
+    " computed_at FROM scc.indicator_snapshots ORDER BY indicator, scope_code, ts"
+)
+
+
+def _rows() -> list[SnapshotRow]:
+    """Rows with every kind of value the columns hold: nulls, an int where a float goes, negatives, extremes, a time
+    with microseconds (stored to the millisecond, floored), a naive time (UTC), a long non-ASCII code (its length
+    takes two LEB128 bytes)."""
+    ts = dt.datetime(2026, 3, 29, 1, 0, 0, 123_999, tzinfo=UTC)
+    at = dt.datetime(2026, 3, 29, 2, 0, tzinfo=UTC)
+    computed = dt.datetime(2026, 12, 6, 22, 0, 0, 999_999, tzinfo=UTC)
+    long_code = "Ærø-" + "x" * 200
+    return [
+        SnapshotRow(ts, "ed_4h_pct", "today", "site", "RWEAA", 78.25, 313.0, 400.0, 78.0, "green", computed),
+        SnapshotRow(ts, "ed_4h_pct", "today", "org", "RWE", None, 0.0, 0.0, 78.0, "none", computed),
+        SnapshotRow(at, "nctr_count", "live", "system", "QK1", 7, 7, None, None, "none", computed),
+        SnapshotRow(
+            at,
+            "amb_cat2_mean_min",
+            "mtd",
+            "org",
+            long_code,
+            -0.0,
+            -1e-310,
+            1.7976931348623157e308,
+            0.1 + 0.2,
+            "red",
+            dt.datetime(2026, 12, 6, 22, 1),
+        ),
+    ]
+
+
+def test_a_block_stores_what_the_columnar_insert_stores(store: Store) -> None:
+    rows = _rows()
+    assert store.insert_snapshots(rows) == len(rows)
+    expected = store.query_rows(STORED)
+    store.command("TRUNCATE TABLE scc.indicator_snapshots")
+    assert store.insert_snapshot_block(snapshot_block(rows)) == len(rows)
+    stored = store.query_rows(STORED)
+    assert stored == expected and len(stored) == len(rows)
+    assert [r[5] for r in stored] == [-0.0, None, 78.25, 7.0]  # ordered by indicator, then code
+    assert stored[0][4] == "Ærø-" + "x" * 200 and stored[0][10] == dt.datetime(2026, 12, 6, 22, 1)
+    assert stored[2][0] == dt.datetime(2026, 3, 29, 1, 0, 0, 123_000)  # floored to the millisecond
+
+
+def test_blocks_join_by_concatenation_and_an_empty_one_inserts_nothing(store: Store) -> None:
+    rows = _rows()
+    joined = SnapshotBlock.joined([snapshot_block(rows[:1]), snapshot_block([]), snapshot_block(rows[1:])])
+    assert joined == snapshot_block(rows)
+    assert store.insert_snapshot_block(snapshot_block([])) == 0
+    assert store.query_rows("SELECT count() FROM scc.indicator_snapshots") == [(0,)]
