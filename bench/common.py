@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -170,6 +171,36 @@ def broker_and_topics(run_dir: Path, partitions: int = 4) -> Iterator[tuple[Any,
         yield settings, broker.process.pid
     finally:
         broker.stop()
+
+
+@contextlib.contextmanager
+def base_tree(ref: str, under: Path) -> Iterator[Path]:
+    """The repository's code at git ``ref``, checked out in a temporary worktree in ``under`` (removed after): what a
+    side-by-side benchmark runs its base on."""
+    repo = Path(__file__).resolve().parent.parent
+    tree = under / "base"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), ref], cwd=repo, check=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo, check=False)
+
+
+def run_on_tree(
+    tree: Path, script: Path, args: list[str], prefix: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    """``script`` (a file of this tree, run by path: the base may not have it) run in a fresh interpreter with
+    ``tree``'s code imported (its folder first on the path, and the working directory), after ``prefix`` (e.g. a
+    profiler's command); its output captured."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    command = [
+        *(prefix or []),
+        sys.executable,
+        "-c",
+        f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')",
+        *args,
+    ]
+    return subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
 
 
 def migrated_store(path: Path) -> Any:

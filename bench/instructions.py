@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -64,23 +61,11 @@ def _child(stage: str, sample: Path, every_min: float) -> None:
 
 def _instructions(tree: Path, stage: str, sample: Path, every_min: float) -> int:
     """Instructions cachegrind counts for one child run on ``tree``'s code."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    command = [
-        "valgrind",
-        "--tool=cachegrind",
-        "--cache-sim=no",
-        "--cachegrind-out-file=/dev/null",
-        sys.executable,
-        "-c",  # this file run by path: the base's tree may not have it; its imports come from ``tree``
-        f"import runpy; runpy.run_path({str(Path(__file__))!r}, run_name='__main__')",
-        "--child",
-        stage,
-        "--sample",
-        str(sample),
-        "--every",
-        str(every_min),
-    ]
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    from bench.common import run_on_tree
+
+    valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    args = ["--child", stage, "--sample", str(sample), "--every", str(every_min)]
+    done = run_on_tree(tree, Path(__file__), args, valgrind)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"cachegrind run failed ({stage} on {tree}):\n{done.stderr[-2000:]}")
@@ -101,25 +86,20 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("bench.instructions needs valgrind (apt-get install valgrind)")
 
-    from bench.common import simulated
+    from bench.common import base_tree, simulated
     from bench.replay import REPLAY_START
     from connectors.files import write_jsonl
 
-    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp, base_tree(args.base, Path(tmp)) as base:
         sample = Path(tmp) / "events.jsonl"
         events = write_jsonl(simulated(args.days, warmup_days=7, start=REPLAY_START), sample)
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base), args.base], cwd=REPO, check=True)
-        try:
-            counts: dict[str, dict[str, float]] = {}
-            for label, tree in ((f"base ({args.base})", base), ("this tree", REPO)):
-                floor = _instructions(tree, "none", sample, args.every)
-                counts[label] = {}
-                for stage in STAGES:
-                    counts[label][stage] = (_instructions(tree, stage, sample, args.every) - floor) / events
-                    print(f"{label}: {stage} {counts[label][stage]:,.0f} instructions per event", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO, check=False)
+        counts: dict[str, dict[str, float]] = {}
+        for label, tree in ((f"base ({args.base})", base), ("this tree", REPO)):
+            floor = _instructions(tree, "none", sample, args.every)
+            counts[label] = {}
+            for stage in STAGES:
+                counts[label][stage] = (_instructions(tree, stage, sample, args.every) - floor) / events
+                print(f"{label}: {stage} {counts[label][stage]:,.0f} instructions per event", flush=True)
     (base_label, before), (_, after) = counts.items()
     print(f"\n{events:,} events, snapshots every {args.every:g} min; instructions per event:")
     print(f"| stage | {base_label} | this tree | ratio |\n|---|---|---|---|")
