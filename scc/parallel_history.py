@@ -257,10 +257,11 @@ def _merged(
         opel_batch = finished(opel_rows(read, declared, config), t, config, dt.datetime.now(dt.UTC))
         alerts = [alert for _, part_alerts, _, _ in parts for alert in part_alerts]
         alerts.extend(alerting.update(opel_batch))
-        if as_blocks:
-            yield SnapshotBlock.joined([*(batch for batch, *_ in parts), snapshot_block(opel_batch)]), alerts  # type: ignore[misc]
+        batches = [batch for batch, *_ in parts]
+        if as_blocks:  # every group sent bytes, as it was asked
+            yield SnapshotBlock.joined([*batches, snapshot_block(opel_batch)]), alerts  # type: ignore[list-item]
         else:
-            yield [row for rows, *_ in parts for row in rows] + opel_batch, alerts  # type: ignore[union-attr]
+            yield [row for rows in batches for row in rows] + opel_batch, alerts  # type: ignore[union-attr]
 
 
 class _Group:

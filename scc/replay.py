@@ -167,8 +167,8 @@ def evaluate_history(
     :func:`history_events`), the alerts that sequence of snapshots raises and resolves, and the events the engine
     refused with the reason (in event-time order: :func:`~scc.parallel_history.in_refusal_order`). With ``emit``,
     each boundary's snapshots go to it as they are taken, as the bytes the store inserts, instead of being returned
-    (a year of hourly snapshots is millions of rows: the caller stores them as they come). With ``processes`` 2 or 3, the domains are evaluated in
-    that many forked processes (:mod:`scc.parallel_history`): the same result."""
+    (a year of hourly snapshots is millions of rows: the caller stores them as they come). With ``processes`` 2 or
+    3, the domains are evaluated in that many forked processes (:mod:`scc.parallel_history`): the same result."""
     times = _boundaries(first, last, every)
     if processes > 1:
         with paused_gc():  # the forked processes inherit it
