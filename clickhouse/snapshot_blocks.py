@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from clickhouse_connect.driver.common import write_leb128
+
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
 
 COLUMNS = tuple(IndicatorSnapshot.model_fields)
@@ -45,15 +47,13 @@ class SnapshotBlock:
         return SnapshotBlock(b"".join(b.block for b in blocks), sum(b.rows for b in blocks))
 
 
+@lru_cache(maxsize=4096)
 def _string(value: str) -> bytes:
-    """A RowBinary string: its UTF-8 length (LEB128), then its bytes."""
+    """A RowBinary string: its UTF-8 length (LEB128), then its bytes (memoised: the status names, every row)."""
     data = value.encode()
-    size, prefix = len(data), bytearray()
-    while size >= 0x80:
-        prefix.append((size & 0x7F) | 0x80)
-        size >>= 7
-    prefix.append(size)
-    return bytes(prefix) + data
+    encoded = bytearray()
+    write_leb128(len(data), encoded)
+    return bytes(encoded + data)
 
 
 def _time(value: dt.datetime) -> bytes:
@@ -66,11 +66,6 @@ def _time(value: dt.datetime) -> bytes:
 def _key(indicator: str, window: str, scope_type: str, scope_code: str) -> bytes:
     """The four strings that name a row's series (memoised: a snapshot's series are a few hundred, every time)."""
     return b"".join(map(_string, (indicator, window, scope_type, scope_code)))
-
-
-@lru_cache(maxsize=64)
-def _status(status: str) -> bytes:
-    return _string(status)
 
 
 def _nullable(value: float | None) -> bytes:
@@ -87,7 +82,7 @@ def snapshot_block(rows: Sequence[SnapshotRow]) -> SnapshotBlock:
             data = times[value] = _time(value)
         return data
 
-    key, status_of, nullable = _key, _status, _nullable
+    key, string, nullable = _key, _string, _nullable
     return SnapshotBlock(
         b"".join(
             [
@@ -99,7 +94,7 @@ def snapshot_block(rows: Sequence[SnapshotRow]) -> SnapshotBlock:
                         nullable(numerator),
                         nullable(denominator),
                         nullable(target),
-                        status_of(status),
+                        string(status),
                         time_of(computed_at),
                     )
                 )
