@@ -213,6 +213,20 @@ def migrated_store(path: Path) -> Any:
     return store
 
 
+def sample_events(path: Path) -> list[Any]:
+    """A simulated sample's events in the engine's event order, to evaluate on their own (a refused line is a broken
+    sample: it stops the benchmark)."""
+    from connectors.files import FileReject, read_jsonl
+    from streams.entities import EVENT_ORDER
+
+    events = []
+    for item in read_jsonl([path]):
+        if isinstance(item, FileReject):
+            sys.exit(f"{item.path}:{item.line}: {item.reason}")
+        events.append(item)
+    return sorted(events, key=EVENT_ORDER)
+
+
 def simulated(days: float, seed: int = 1, warmup_days: float = 28, start: dt.datetime = SIM_START) -> Iterator[Any]:
     """Canonical events of the configured ICB (LLR) for ``days`` from ``start`` after a warm-up, in occurred_at
     order."""

@@ -35,13 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _child(stage: str, sample: Path, every_min: float) -> None:
     """Run one stage (or, with ``none``, only what every stage does before it) on the sample."""
+    from bench.common import sample_events
     from bench.replay import REPLAY_START
-    from connectors.files import read_jsonl
     from scc.replay import ReplayReport, evaluate_history, load_files
     from schemas.config import load_config
-    from streams.entities import EVENT_ORDER
 
-    events = sorted(read_jsonl([sample]), key=EVENT_ORDER)
+    events = sample_events(sample)
     if stage == "load":
 
         class Discard:

@@ -27,10 +27,14 @@ import gc
 import itertools
 import time
 import tracemalloc
+from typing import TYPE_CHECKING
 
 import orjson
 
 from bench.common import SIM_START, Figure, Result, rss_bytes, simulated
+
+if TYPE_CHECKING:
+    from schemas.events import Envelope
 
 GIB = 1024**3
 
@@ -87,7 +91,7 @@ def _state_over_time(raw: list[bytes], retention_hours: float | None) -> dict:
     events = 0
     started = time.perf_counter()
     for i in range(0, len(raw), RETENTION_BATCH):
-        batch = [parse_event(r) for r in raw[i : i + RETENTION_BATCH]]
+        batch: list[Envelope] = [parse_event(r) for r in raw[i : i + RETENTION_BATCH]]
         events += len(batch)
         for u in tracker.ingest_many(batch):
             aggregator.apply(u.kind, u.entity_id, u.fact, u.evidence)

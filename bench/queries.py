@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> Result:
     held = store.query_rows(f"SELECT {count_sql}")[0][0]
     generate_s = None
     if held < args.events * 0.99:
-        for t in (*tables, *STATE_TABLES):
-            store.command(f"TRUNCATE TABLE scc.{t}")
+        for table in (*tables, *STATE_TABLES):
+            store.command(f"TRUNCATE TABLE scc.{table}")
         print(f"generating {args.events:,} events of history in chDB at {args.store} (materialized views attached)")
         generate_s = _generate(store, args.events)
         held = store.query_rows(f"SELECT {count_sql}")[0][0]

@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -272,13 +273,13 @@ def at_once_note(pair: dict, what: str) -> str:
     )
 
 
-def at_once(jobs: list[tuple[Callable[..., dict], tuple]], every_min: float, context: object) -> dict:
+def at_once(jobs: list[tuple[Callable[..., dict], tuple]], every_min: float, context: BaseContext) -> dict:
     """``jobs`` (a :func:`timed_replay` function and its arguments, one per ICB store) run at the same time, one fresh
     process each (as England's ICBs would be replayed: one store per ICB); the combined rate is every event over the
     wall time from the first replay's start to the last one's end."""
     label = cadence_name(every_min)
     print(f"{len(jobs)} replays at once ({label}) ...", flush=True)
-    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:  # type: ignore[arg-type]
+    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
         outs = [f.result() for f in [pool.submit(job, *args) for job, args in jobs]]
     wall = max(o["ended_at"] for o in outs) - min(o["started_at"] for o in outs)
     events = sum(o["events"] for o in outs)

@@ -75,7 +75,7 @@ def _run(tree: Path, sample: Path, store_dir: Path, args: argparse.Namespace) ->
     done = run_on_tree(tree, Path(__file__), child_args)
     if done.returncode != 0:
         raise SystemExit(f"the replay on {tree} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict | None:

@@ -144,7 +144,7 @@ def _files() -> list[tuple[str, str]]:
 
 def access_statements(database: str = DEFAULT_DATABASE) -> list[str]:
     """Every statement of the access files, in order, with ``{db}`` filled in (comments dropped)."""
-    statements = []
+    statements: list[str] = []
     for _, text in _files():
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         statements.extend(s.strip() for s in _STATEMENT_END.split(body.replace("{db}", database)) if s.strip())

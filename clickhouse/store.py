@@ -227,7 +227,7 @@ class Store:
 
     # --- reading and DDL -----------------------------------------------------------------------------------------
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
         """Run a statement that returns no rows (DDL, OPTIMIZE, ...)."""
         return self.client.command(sql, parameters=parameters)
 
@@ -239,11 +239,11 @@ class Store:
             time.sleep(0.0005)
         return _utc(mark)
 
-    def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Rows as tuples; bind values with ``{name:Type}`` placeholders and ``parameters``."""
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
 
-    def query_dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name."""
         return list(self.client.query(sql, parameters=parameters).named_results())
 
@@ -269,7 +269,7 @@ class Store:
         self._columns.clear()
 
     def query_column(
-        self, sql: str, parameters: Mapping[str, Any] | None = None, *, as_bytes: bool = False
+        self, sql: str, parameters: dict[str, Any] | None = None, *, as_bytes: bool = False
     ) -> Sequence[Any]:
         """The first column of a query's rows; ``as_bytes`` reads String columns as undecoded bytes.
 
@@ -330,7 +330,7 @@ class Store:
         """Insert rejected inputs in one columnar batch (idempotent on topic, partition, offset and received_at)."""
         if not rows:
             return 0
-        data = [
+        data: list[list[Any]] = [
             [_utc(r.received_at) for r in rows],
             [r.source_topic for r in rows],
             [r.partition for r in rows],

@@ -259,9 +259,9 @@ def _merged(
         alerts.extend(alerting.update(opel_batch))
         batches = [batch for batch, *_ in parts]
         if as_blocks:  # every group sent bytes, as it was asked
-            yield SnapshotBlock.joined([*batches, snapshot_block(opel_batch)]), alerts  # type: ignore[list-item]
+            yield SnapshotBlock.joined([*batches, snapshot_block(opel_batch)]), alerts
         else:
-            yield [row for rows in batches for row in rows] + opel_batch, alerts  # type: ignore[union-attr]
+            yield [row for rows in batches for row in rows] + opel_batch, alerts
 
 
 class _Group:
@@ -299,7 +299,7 @@ class _Group:
         tag, body = self.closing or self.next()
         if tag != "done":
             raise RuntimeError(f"{self.process.name}: unexpected message {tag!r}")
-        return body  # type: ignore[no-any-return]
+        return body
 
     def stop(self) -> None:
         if self.process.is_alive():

@@ -107,7 +107,7 @@ def load_files(
 
     with paused_gc():  # parsing builds many tracked objects: see paused_gc for why the collector waits
         for item in read_jsonl(paths):
-            if type(item) is FileReject:
+            if isinstance(item, FileReject):
                 rejects.append(_rejected_line(report, item.path, item.line, item.reason, item.raw, now))
                 continue
             loading.take(item, topic_of(item))

@@ -13,7 +13,7 @@ worker's live evaluation time, and either would break the store's ``DateTime64``
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import (
@@ -26,7 +26,7 @@ from pydantic import (
     ValidationError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 MAX_EVENT_BYTES = 64 * 1024
 """Largest accepted record (an event is well under 1 KiB); checked before parsing."""
 EARLIEST_OCCURRED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -46,7 +46,7 @@ def _to_utc(value: dt.datetime) -> dt.datetime:
         # The same fields with datetime.UTC, built from the datetime's pickled state (its fields as bytes): 0.2 µs a
         # call inside validation, where astimezone() costs 0.7 µs (mostly calling pydantic-core's TzInfo.utcoffset)
         # and replace(tzinfo=...) 0.9 µs. A replay validates millions; tests/unit/test_event_times.py pins it.
-        utc = dt.datetime(value.__reduce__()[1][0], dt.UTC)  # type: ignore[index]
+        utc = dt.datetime(value.__reduce__()[1][0], dt.UTC)  # type: ignore[call-arg, arg-type]  # pickle's form
     else:
         try:
             utc = value.astimezone(dt.UTC)
@@ -312,7 +312,7 @@ _validate_json = EVENT_ADAPTER.validator.validate_json
 result): it runs once per event on every ingest and replay path."""
 
 EVENT_MODELS: dict[str, type[Envelope]] = {
-    model.model_fields["event_type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    model.model_fields["event_type"].annotation.__args__[0]: model
     for model in (
         *EdEventT.__args__,
         *AmbulanceEventT.__args__,

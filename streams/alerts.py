@@ -73,7 +73,7 @@ def _event(
         window=snap.window,
         scope_type=snap.scope_type,
         scope_code=snap.scope_code,
-        value=snap.value,  # type: ignore[arg-type]
+        value=snap.value,
         threshold=target.value,
         op=target.op,
         status=snap.status,

@@ -72,8 +72,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
         datadir=str(datadir),
         producer_linger=PRODUCER_LINGER_S,
     )
-    raw = {"value_serializer": "raw", "key_serializer": "raw"}
-    facts_topic = app.topic(FACTS, **raw)
+    facts_topic = app.topic(FACTS, value_serializer="raw", key_serializer="raw")
     aggregators: dict[int, Aggregator] = {}
     alert_trackers: dict[int, AlertTracker] = {}
     building_aggregates: set[int] = set()
@@ -102,7 +101,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
             recovering.discard(partition)
         log.info("rebuilt aggregate state of partition %d from %d retained facts", partition, read)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's handler type omits the signal's keywords
     async def rebuild_assigned(sender: faust.App, assigned: set[Any], **_: Any) -> None:
         """A worker that gains a facts partition it holds no state for rebuilds it from the retained log."""
         _shorten_fetch_wait(app)
@@ -153,7 +152,7 @@ def create_app(settings: Settings, config: PlatformConfig, metrics: PipelineMetr
             if failed:  # the next change or heartbeat publishes the full set again
                 log.warning("%d of %d snapshot/alert records not delivered: %r", len(failed), len(pending), failed[0])
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's handler type omits the signal's keywords
     async def forget_revoked(sender: faust.App, revoked: set[Any], **_: Any) -> None:
         """A partition that moved to another worker takes its state with it; keep none that would go stale."""
         for tp in revoked:

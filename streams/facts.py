@@ -131,7 +131,7 @@ def _decode(kind: FactKind, v: list[Any]) -> Fact:
         v[8],
         v[9],
         _day(v[10]),
-        referrals,  # type: ignore[arg-type]
+        referrals,
     )
 
 

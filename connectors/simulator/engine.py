@@ -443,6 +443,11 @@ class SpellBuilder:
 # --- calibration ------------------------------------------------------------------------------------------------
 
 
+def _steady_rate(per_day: float) -> Callable[[ScenarioParams], float]:
+    """A daily rate that ignores the scenario's parameters (the prehistory's arrivals, before any scenario)."""
+    return lambda _params: per_day
+
+
 def capped_lognormal_mean(dist: Lognormal) -> float:
     """Exact mean of :meth:`Lognormal.draw` (a lognormal capped at ``cap`` medians)."""
     s, log_cap = dist.sigma, math.log(dist.cap)
@@ -915,9 +920,8 @@ class Simulation:
             adult, child, _, _ = self._org_rates(org)
             ed_site = next((s for s in org.sites if "1" in s.ed_department_types), None)
             if ed_site is not None and adult + child > 0:
-                for t in self.arrivals(
-                    rng, t0, self.warm_start, lambda _p, r=adult + child: r, ED_TYPE1_BY_HOUR, ED_BY_WEEKDAY
-                ):
+                steady = _steady_rate(adult + child)
+                for t in self.arrivals(rng, t0, self.warm_start, steady, ED_TYPE1_BY_HOUR, ED_BY_WEEKDAY):
                     if rng.random() < child / (adult + child):
                         if t > self.warm_start - 30 * DAY:
                             self._admit_emergency(org, ed_site, t, rng.randint(0, 15))
