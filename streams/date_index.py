@@ -49,8 +49,11 @@ class DateIndex:
         "until") (all dropped whenever the bucket changes)."""
         self._merged: dict[tuple[str, str], tuple[list[Any], Any]] = {}
         """Per (summary name, window name), the whole days' summaries last merged and their merge."""
+        self._tallies: dict[dt.date, dict[str, DayTally]] = {}
+        """Per recent day, its :class:`DayTally` by name (:meth:`window_tally`: two days at most)."""
 
     def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
+        tallies = self._tallies
         if old_day is not None:
             bucket = self.buckets.get(old_day)
             if bucket is not None:
@@ -58,9 +61,15 @@ class DateIndex:
                 bucket.pop(entity_id, None)
                 if not bucket:
                     del self.buckets[old_day]
+                if old_day in tallies:
+                    for tally in tallies[old_day].values():
+                        tally.stale.add(entity_id)
         if new_day is not None and fact is not None:
             self._summaries.pop(new_day, None)
             self.buckets[new_day][entity_id] = fact
+            if new_day in tallies:
+                for tally in tallies[new_day].values():
+                    tally.stale.add(entity_id)
 
     def between(self, first: dt.date, last: dt.date) -> list[Any]:
         return [f for day, bucket in self.buckets.items() if first <= day <= last for f in bucket.values()]
@@ -70,6 +79,8 @@ class DateIndex:
         for old in [d for d in self.buckets if d < day]:
             del self.buckets[old]
             self._summaries.pop(old, None)
+        for old in [d for d in self._tallies if d < day]:
+            del self._tallies[old]
 
     def window_summary(
         self,
@@ -107,6 +118,18 @@ class DateIndex:
                         part = cached[name] = summarise(bucket.values())
                     whole.append(part)
             day += one_day
+        return self._merge(name, window, whole, fresh, merge)
+
+    def _merge(
+        self,
+        name: str,
+        window: Window,
+        whole: list[Summary],
+        fresh: list[Summary],
+        merge: Callable[[list[Summary]], Summary],
+    ) -> Summary:
+        """The merge of a window's whole days' summaries (kept while none of them changes), then its other days'
+        on top (always a new object when there are any: a partial day's summary may be a live one)."""
         key = (name, window.name)
         held = self._merged.get(key)
         if held is not None and len(held[0]) == len(whole) and all(a is b for a, b in zip(held[0], whole, strict=True)):
@@ -115,6 +138,70 @@ class DateIndex:
             merged_whole = merge(whole)
             self._merged[key] = (whole, merged_whole)
         return merge([merged_whole, *fresh]) if fresh else merged_whole
+
+    def window_tally(
+        self,
+        window: Window,
+        name: str,
+        group: Callable[[Any], Hashable | None],
+        time_of: Callable[[Any], dt.datetime],
+        spread: Callable[[Counter], Counter] = Counter,
+    ) -> Counter:
+        """How many of the items in ``window`` fall in each ``group`` (an item whose group is None is not counted),
+        each day's counts turned into the day's summary by ``spread`` (e.g. a group's count added to each of its
+        scopes; by default a copy) and the days' summaries added up: :meth:`window_summary` of
+        ``spread(Counter(map(group, items)))``, with the latest days' counts kept up to date.
+
+        Why: today's bucket changes between any two snapshots (an attendance's fact changes at each of its events),
+        so its summary up to T was made afresh from all its items at every snapshot, and yesterday's whole summary
+        again whenever one of its items changed (a departure after midnight). A :class:`DayTally` of each of the two
+        latest days (the first day a window cuts at its end makes one) re-groups only the items put since it was
+        last read. Each item must be bucketed on the local date of its ``time_of``, and ``group`` must depend on the
+        item alone.
+        """
+        whole: list[Counter] = []
+        fresh: list[Counter] = []
+        day, last, one_day = window.first, window.last, dt.timedelta(days=1)
+        while day <= last:
+            bucket = self.buckets.get(day)
+            if bucket:
+                tally = self._tallies.get(day, {}).get(name)
+                if covers_whole(window, day):
+                    if tally is not None:
+                        whole.append(tally.whole(bucket, group, time_of, spread))
+                    else:
+                        cached = self._summaries.setdefault(day, {})
+                        part = cached.get(name)
+                        if part is None:
+                            part = cached[name] = spread(_grouped(bucket.values(), group))
+                        whole.append(part)
+                elif _midnight(day) >= window.start and window.closed_end:  # cut by the window's end alone
+                    if tally is None or tally.later_than(window.end):
+                        tally = self._new_tally(day, name, bucket, group, time_of, window.end)
+                    fresh.append(spread(tally.up_to(window.end, bucket, group, time_of)))
+                else:
+                    within = (f for f in bucket.values() if window.contains(time_of(f)))
+                    fresh.append(spread(_grouped(within, group)))
+            day += one_day
+        return self._merge(name, window, whole, fresh, added)
+
+    def _new_tally(
+        self,
+        day: dt.date,
+        name: str,
+        bucket: dict[str, Any],
+        group: Callable[[Any], Hashable | None],
+        time_of: Callable[[Any], dt.datetime],
+        as_of: dt.datetime,
+    ) -> DayTally:
+        """A tally of ``day`` up to ``as_of``; only this day's and the day before's are kept (the other days' whole
+        summaries are cached as any day's: a tally holds a group per item)."""
+        for old in [d for d in self._tallies if d != day and d != day - dt.timedelta(days=1)]:
+            del self._tallies[old]
+        tally = self._tallies.setdefault(day, {})[name] = DayTally(as_of)
+        for entity_id, fact in bucket.items():
+            tally.add(entity_id, fact, group, time_of)
+        return tally
 
     def _partial(
         self,
@@ -139,6 +226,107 @@ class DateIndex:
         part = summarise([f for f in bucket.values() if window.contains(time_of(f))])
         cached[(name, "until")] = (as_of, part)
         return part
+
+
+_NOT_COUNTED = object()
+
+
+class DayTally:
+    """One day's items counted by group up to a time (None: the whole day), brought up to date when read.
+
+    A put into or out of the day only marks its item stale; reading re-groups the stale items alone, and an item
+    later than the time is held aside until a later read reaches it. Reading as of an earlier time than the last
+    read starts a new tally (:meth:`DateIndex.window_tally`)."""
+
+    __slots__ = ("ahead", "as_of", "counts", "groups", "stale", "view")
+
+    def __init__(self, as_of: dt.datetime | None) -> None:
+        self.as_of = as_of
+        self.counts: Counter = Counter()
+        self.groups: dict[str, Hashable] = {}
+        """The group of each counted item."""
+        self.ahead: dict[str, Any] = {}
+        """Items later than :attr:`as_of`, not counted yet."""
+        self.stale: set[str] = set()
+        """Items put into or out of the day since the last read."""
+        self.view: Counter | None = None
+        """The whole day's summary (its counts spread) handed out: kept, and so the same object, until the counts
+        change (the window's merge of its whole days is reused while they are the same objects)."""
+
+    def later_than(self, as_of: dt.datetime) -> bool:
+        return self.as_of is None or self.as_of > as_of
+
+    def _reaches(self, fact: Any, time_of: Callable[[Any], dt.datetime]) -> bool:
+        return self.as_of is None or time_of(fact) <= self.as_of
+
+    def add(
+        self, entity_id: str, fact: Any, group: Callable[[Any], Hashable | None], time_of: Callable[[Any], dt.datetime]
+    ) -> None:
+        if not self._reaches(fact, time_of):
+            self.ahead[entity_id] = fact
+            return
+        key = group(fact)
+        if key is not None:
+            self.groups[entity_id] = key
+            self.counts[key] += 1
+            self.view = None
+
+    def _take_out(self, entity_id: str) -> None:
+        key = self.groups.pop(entity_id, _NOT_COUNTED)
+        if key is _NOT_COUNTED:
+            self.ahead.pop(entity_id, None)
+            return
+        left = self.counts[key] - 1
+        if left:
+            self.counts[key] = left
+        else:
+            del self.counts[key]
+        self.view = None
+
+    def up_to(
+        self,
+        as_of: dt.datetime | None,
+        bucket: dict[str, Any],
+        group: Callable[[Any], Hashable | None],
+        time_of: Callable[[Any], dt.datetime],
+    ) -> Counter:
+        """The counts as of ``as_of`` (not earlier than the last read's), after re-grouping the stale items. The
+        counter is the tally's own: merge it, never hand it on."""
+        for entity_id in self.stale:
+            fact = bucket.get(entity_id)
+            held = self.groups.get(entity_id, _NOT_COUNTED)
+            if held is not _NOT_COUNTED and fact is not None and self._reaches(fact, time_of) and group(fact) == held:
+                continue  # a change that leaves the item in its group (most of them)
+            self._take_out(entity_id)
+            if fact is not None:
+                self.add(entity_id, fact, group, time_of)
+        self.stale.clear()
+        if as_of != self.as_of:
+            self.as_of = as_of
+            if self.ahead:
+                reached = [e for e, f in self.ahead.items() if as_of is None or time_of(f) <= as_of]
+                for entity_id in reached:
+                    self.add(entity_id, self.ahead.pop(entity_id), group, time_of)
+        return self.counts
+
+    def whole(
+        self,
+        bucket: dict[str, Any],
+        group: Callable[[Any], Hashable | None],
+        time_of: Callable[[Any], dt.datetime],
+        spread: Callable[[Counter], Counter],
+    ) -> Counter:
+        """The whole day's counts, spread, as an object that stays the same until they change."""
+        counts = self.up_to(None, bucket, group, time_of)
+        if self.view is None:
+            self.view = spread(counts)
+        return self.view
+
+
+def _grouped(items: Iterable[Any], group: Callable[[Any], Hashable | None]) -> Counter:
+    counts = Counter(map(group, items))
+    counts.pop(None, None)
+    return counts
 
 
 def added(parts: list[Counter]) -> Counter:

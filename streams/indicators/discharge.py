@@ -43,16 +43,20 @@ def _ratio(indicator: str, window: str, scopes: Scopes, num: Counter, den: Count
         yield Row(indicator, window, key[0], key[1], n / d if d else None, float(n), float(d))
 
 
-def _drd_tallies(scopes: Scopes, spells: Iterable[SpellFact]) -> Counter[tuple]:
+def _drd_group(scopes: Scopes, spell: SpellFact) -> tuple | None:
+    """A discharge's group, (scope keys, delay in days, pathway 0), if it counts for the DRD indicators."""
+    if not counts_for_drd(spell):
+        return None
+    return (scopes.bed_keys(spell.org_code, spell.site_code), delay_days(spell), spell.pathway == 0)
+
+
+def _drd_tallies(groups: Counter[tuple]) -> Counter[tuple]:
     """Per (measure, scope key), over the discharges that count for the DRD indicators: ``total``, ``on_time``
     (discharged on or before the DRD), the same two for pathway 0 (``total_p0``, ``on_time_p0``), ``delayed``
     and ``delay_days``.
 
-    The discharges are first counted per (scope keys, delay, pathway 0), a few dozen groups a day, and each group is
-    spread over its scopes once: a snapshot summarises today's discharges afresh every time."""
-    groups: Counter[tuple] = Counter(
-        (scopes.bed_keys(s.org_code, s.site_code), delay_days(s), s.pathway == 0) for s in spells if counts_for_drd(s)
-    )
+    From a day's discharges counted by :func:`_drd_group` (a few dozen groups), each group spread over its scopes
+    once."""
     counts: Counter[tuple] = Counter()
     for (keys, delay, pathway_0), n in groups.items():
         measures = ["total"]
@@ -78,9 +82,11 @@ def _by_measure(counts: Counter[tuple]) -> defaultdict[str, Counter]:
 
 
 def drd_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
-    by_discharge = partial(_drd_tallies, scopes)
+    by_discharge = partial(_drd_group, scopes)
     for window in calendar_windows(at):
-        counts = agg.spells_discharged.window_summary(window, "drd", by_discharge, added, attrgetter("discharged_at"))
+        counts = agg.spells_discharged.window_tally(
+            window, "drd", by_discharge, attrgetter("discharged_at"), spread=_drd_tallies
+        )
         measures = _by_measure(counts)
         for suffix in ("", "_p0"):
             on_time, chosen = measures[f"on_time{suffix}"], measures[f"total{suffix}"]

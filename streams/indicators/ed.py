@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.clock import calendar_windows
-from streams.date_index import added
 from streams.facts import AttendanceFact
 from streams.indicators.rows import Row, count_rows, percent_rows, tally
 from streams.indicators.scopes import Scopes
@@ -45,36 +44,34 @@ def _spread(groups: Counter[tuple], dtype: str | None, flag: int | None = None) 
     return counts
 
 
-def _departure_groups(scopes: Scopes, facts: Iterable[AttendanceFact]) -> Counter[tuple]:
-    """Departures grouped by (scope keys, department type, within 4 h, over 12 h from arrival)."""
-    return Counter(
-        (
-            scopes.ed_keys(f.org_code, f.site_code),
-            f.department_type,
-            f.departure - f.clock_start <= FOUR_HOURS,  # type: ignore[operator]
-            f.departure - f.arrival > TWELVE_HOURS,  # type: ignore[operator]
-        )
-        for f in facts
+def _departure_group(scopes: Scopes, f: AttendanceFact) -> tuple:
+    """A departure's group: (scope keys, department type, within 4 h, over 12 h from arrival)."""
+    return (
+        scopes.ed_keys(f.org_code, f.site_code),
+        f.department_type,
+        f.departure - f.clock_start <= FOUR_HOURS,  # type: ignore[operator]
+        f.departure - f.arrival > TWELVE_HOURS,  # type: ignore[operator]
     )
 
 
-def _arrival_groups(scopes: Scopes, facts: Iterable[AttendanceFact]) -> Counter[tuple]:
-    """Arrivals grouped by (scope keys, department type)."""
-    return Counter((scopes.ed_keys(f.org_code, f.site_code), f.department_type) for f in facts)
+def _arrival_group(scopes: Scopes, f: AttendanceFact) -> tuple:
+    """An arrival's group: (scope keys, department type)."""
+    return (scopes.ed_keys(f.org_code, f.site_code), f.department_type)
 
 
 def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Windowed indicators for all types and by department type (suffix ``_type1`` …), then the live ones.
 
-    Each window's departures and arrivals are grouped by (scope keys, department type, within 4 h, over 12 h) per
-    local day (cached per whole day: :class:`~streams.date_index.DateIndex`); every type's rows then come from
-    those few groups rather than from another pass over the facts.
+    Each window's departures and arrivals are counted by group (scope keys, department type, within 4 h, over 12 h)
+    per local day (:meth:`~streams.date_index.DateIndex.window_tally`: cached per whole day, today's kept up to
+    date as attendances change); every type's rows then come from those few groups rather than from another pass
+    over the facts.
     """
-    by_departure = partial(_departure_groups, scopes)
-    by_arrival = partial(_arrival_groups, scopes)
+    by_departure = partial(_departure_group, scopes)
+    by_arrival = partial(_arrival_group, scopes)
     for window in calendar_windows(at):
-        departed = agg.ed_departed.window_summary(window, "ed", by_departure, added, attrgetter("departure"))
-        arrived = agg.ed_arrived.window_summary(window, "ed", by_arrival, added, attrgetter("arrival"))
+        departed = agg.ed_departed.window_tally(window, "ed", by_departure, attrgetter("departure"))
+        arrived = agg.ed_arrived.window_tally(window, "ed", by_arrival, attrgetter("arrival"))
         for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
             den = _spread(departed, dtype)
             yield from percent_rows(f"ed_4h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 2), den)

@@ -188,3 +188,75 @@ def test_a_day_cut_at_t_is_shared_by_the_windows_as_of_t_until_it_changes() -> N
     later = calendar_windows(at + HOUR)[0]  # as of a later T: summarised again, now with y
     assert index.window_summary(later, "n", summarise, added, times.get) == Counter({"x": 1, "y": 1, "z": 1})
     assert calls == [1, 2, 3]
+
+
+def _brute_tally(
+    index: DateIndex, window: Window, times: dict[str, dt.datetime], groups: dict[str, str | None]
+) -> Counter:
+    """What window_tally must give: every item of the window's days that it contains, counted by group afresh."""
+    counts = Counter(
+        groups[fact]
+        for day, bucket in index.buckets.items()
+        if window.first <= day <= window.last
+        for fact in bucket.values()
+        if window.contains(times[fact]) and groups[fact] is not None
+    )
+    return counts
+
+
+def test_a_tally_kept_up_to_date_counts_what_a_fresh_count_does() -> None:
+    """Items put into, moved between and taken out of three days around the spring clock change, some later than T,
+    some changing group, some in no group; read as of a T that mostly moves forward (and sometimes back), in the
+    day's windows, the last 60 minutes and a window over all three days: every read equals a count made afresh."""
+    rnd = random.Random(7)
+    days = [dt.date(2026, 3, 28) + dt.timedelta(days=k) for k in range(3)]  # the 29th has 23 hours
+    index = DateIndex()
+    times: dict[str, dt.datetime] = {}
+    groups: dict[str, str | None] = {}
+    held: dict[str, dt.date] = {}  # entity -> the day its current fact is bucketed on
+    at = local_midnight(days[0]) + dt.timedelta(hours=6)
+    reads = tallied = 0
+    for step in range(3000):
+        entity = f"e{rnd.randrange(40)}"
+        if rnd.random() < 0.15 and entity in held:
+            index.put(entity, held.pop(entity), None, None)  # a cancellation
+        elif rnd.random() < 0.7:
+            day = rnd.choice(days) if rnd.random() < 0.3 or entity not in held else held[entity]
+            span = (local_midnight(day + dt.timedelta(days=1)) - local_midnight(day)).total_seconds()
+            fact = f"f{step}"
+            times[fact] = local_midnight(day) + dt.timedelta(seconds=rnd.randrange(int(span)))
+            groups[fact] = rnd.choice(["a", "b", "c", None]) if rnd.random() < 0.5 else "a"
+            index.put(entity, held.get(entity), day, fact)
+            held[entity] = day
+        else:
+            at += dt.timedelta(minutes=rnd.randrange(-90, 240) if rnd.random() < 0.1 else rnd.randrange(0, 120))
+            at = max(min(at, local_midnight(days[-1]) + dt.timedelta(hours=23)), local_midnight(days[0]))
+            everything = Window("all", days[0], days[-1], local_midnight(days[0]), local_midnight(days[-1]), False)
+            for window in [*calendar_windows(at), last_60m(at), everything]:
+                expected = _brute_tally(index, window, times, groups)
+                assert index.window_tally(window, "g", groups.get, times.get) == expected, (step, window)
+                reads += 1
+            tallied += bool(index._tallies)
+            assert len(index._tallies) <= 2
+    assert reads > 2000 and tallied > 300
+
+
+def test_a_tallied_whole_day_is_the_same_object_until_it_changes() -> None:
+    """A window's merge of its whole days is reused while they are the same objects: a tallied day's whole count
+    stays one object through changes that leave every item in its group, and is a new one after a real change."""
+    index = DateIndex()
+    day = dt.date(2026, 3, 2)
+    times = {"x": local_midnight(day) + 9 * HOUR, "x2": local_midnight(day) + 10 * HOUR, "y": local_midnight(day)}
+    groups = {"x": "a", "x2": "a", "y": "b"}
+    index.put("1", None, day, "x")
+    index.put("2", None, day, "y")
+    index.window_tally(calendar_windows(local_midnight(day) + 12 * HOUR)[0], "g", groups.get, times.get)  # cut
+    mtd_next_day = calendar_windows(local_midnight(day + dt.timedelta(days=1)) + HOUR)[1]
+    first = index.window_tally(mtd_next_day, "g", groups.get, times.get)
+    whole = index._tallies[day]["g"].view
+    index.put("1", day, day, "x2")  # the same group: the day's count is unchanged
+    assert index.window_tally(mtd_next_day, "g", groups.get, times.get) == first == Counter({"a": 1, "b": 1})
+    assert index._tallies[day]["g"].view is whole
+    index.put("2", day, None, None)
+    assert index.window_tally(mtd_next_day, "g", groups.get, times.get) == Counter({"a": 1})
+    assert index._tallies[day]["g"].view is not whole
