@@ -41,10 +41,16 @@ class AlertTracker:
     def update(self, snapshots: Iterable[IndicatorSnapshot | SnapshotRow]) -> list[AlertEvent]:
         """The alert events the new snapshots cause (raised and resolved), in a stable order."""
         out: list[AlertEvent] = []
+        # The target in force per (indicator, time): a batch's rows share their time, and dozens their indicator.
+        targets: dict[tuple[str, dt.datetime], Target | None] = {}
         for snap in snapshots:
             if snap.window not in ALERTING_WINDOWS or snap.value is None or snap.status == "none":
                 continue
-            target = self.config.target_for(snap.indicator, local_date(snap.ts))
+            in_force = (snap.indicator, snap.ts)
+            if in_force in targets:
+                target = targets[in_force]
+            else:
+                target = targets[in_force] = self.config.target_for(snap.indicator, local_date(snap.ts))
             if target is None:
                 continue
             key = (snap.indicator, snap.window, snap.scope_type, snap.scope_code)

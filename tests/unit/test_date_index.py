@@ -20,7 +20,7 @@ from events_factory import admitted, config, ed_arrived, ed_cancelled, ed_depart
 from connectors.simulator import simulate
 from schemas.events import Envelope
 from streams.clock import LONDON, Window, calendar_windows, last_60m, local_midnight
-from streams.date_index import DateIndex, added, covers_whole
+from streams.date_index import DateIndex, added, covers_whole, whole_days
 from streams.engine import Engine
 
 CONFIG = config()
@@ -64,6 +64,31 @@ def test_windows_as_of_t_cover_their_past_days_whole_and_today_in_part() -> None
     assert all(covers_whole(month, dt.date(2026, 2, d)) for d in range(1, 29))  # open end: 1 March 00:00 excluded
     recent = last_60m(dt.datetime(2026, 3, 30, 0, 30, tzinfo=LONDON))  # spans two local days, neither whole
     assert not covers_whole(recent, dt.date(2026, 3, 29)) and not covers_whole(recent, dt.date(2026, 3, 30))
+
+
+def test_the_whole_days_found_at_the_ends_are_those_covered_whole() -> None:
+    """whole_days finds the dates covers_whole accepts from the window's ends alone: every 20 minutes over both
+    clock changes and two month ends, in each calendar window and the last 60 minutes, and in windows that end at,
+    just after or just before a midnight."""
+    checked = 0
+    for start in (dt.datetime(2026, 3, 27, tzinfo=dt.UTC), dt.datetime(2026, 10, 23, tzinfo=dt.UTC)):
+        for step in range(6 * 72):
+            at = start + dt.timedelta(minutes=20 * step)
+            midnight = local_midnight(at.astimezone(LONDON).date())
+            odd = [
+                Window("open", midnight.astimezone(LONDON).date() - dt.timedelta(days=2), midnight.astimezone(LONDON).date(),
+                       midnight - dt.timedelta(days=2), midnight + offset, closed)
+                for offset in (dt.timedelta(0), dt.timedelta(microseconds=1), -dt.timedelta(microseconds=1))
+                for closed in (True, False)
+            ]  # fmt: skip
+            for window in [*calendar_windows(at), last_60m(at), *odd]:
+                first, last = whole_days(window)
+                day = window.first
+                while day <= window.last:
+                    assert covers_whole(window, day) == (first <= day <= last), (window, day)
+                    day += dt.timedelta(days=1)
+                    checked += 1
+    assert checked > 40_000
 
 
 def test_a_whole_day_is_summarised_once_until_a_fact_moves_in_or_out() -> None:
