@@ -182,6 +182,11 @@ class DateIndex:
             if bucket:
                 tally = self._tallies.get(day, {}).get(name)
                 if first_whole <= day <= last_whole:
+                    if tally is not None and 2 * len(tally.stale) > len(bucket):
+                        # Mostly changed since it was read (daily snapshots: a day read at its start, then whole):
+                        # counting it afresh, as any whole day, is cheaper than re-grouping each changed fact.
+                        del self._tallies[day][name]
+                        tally = None
                     if tally is not None:
                         whole.append(tally.whole(bucket, group, time_of, spread))
                     else:

@@ -271,17 +271,34 @@ def test_a_tallied_whole_day_is_the_same_object_until_it_changes() -> None:
     stays one object through changes that leave every item in its group, and is a new one after a real change."""
     index = DateIndex()
     day = dt.date(2026, 3, 2)
-    times = {"x": local_midnight(day) + 9 * HOUR, "x2": local_midnight(day) + 10 * HOUR, "y": local_midnight(day)}
-    groups = {"x": "a", "x2": "a", "y": "b"}
-    index.put("1", None, day, "x")
-    index.put("2", None, day, "y")
-    index.window_tally(calendar_windows(local_midnight(day) + 12 * HOUR)[0], "g", groups.get, times.get)  # cut
+    times = {f: local_midnight(day) + n * HOUR for n, f in enumerate(("x", "x2", "y", "z1", "z2", "z3"), start=8)}
+    groups = {"x": "a", "x2": "a", "y": "b", "z1": "c", "z2": "c", "z3": "c"}
+    for entity, fact in (("1", "x"), ("2", "y"), ("3", "z1"), ("4", "z2"), ("5", "z3")):
+        index.put(entity, None, day, fact)
+    index.window_tally(calendar_windows(local_midnight(day) + 22 * HOUR)[0], "g", groups.get, times.get)  # cut
     mtd_next_day = calendar_windows(local_midnight(day + dt.timedelta(days=1)) + HOUR)[1]
     first = index.window_tally(mtd_next_day, "g", groups.get, times.get)
     whole = index._tallies[day]["g"].view
     index.put("1", day, day, "x2")  # the same group: the day's count is unchanged
-    assert index.window_tally(mtd_next_day, "g", groups.get, times.get) == first == Counter({"a": 1, "b": 1})
+    assert index.window_tally(mtd_next_day, "g", groups.get, times.get) == first == Counter({"a": 1, "b": 1, "c": 3})
     assert index._tallies[day]["g"].view is whole
     index.put("2", day, None, None)
-    assert index.window_tally(mtd_next_day, "g", groups.get, times.get) == Counter({"a": 1})
+    assert index.window_tally(mtd_next_day, "g", groups.get, times.get) == Counter({"a": 1, "c": 3})
     assert index._tallies[day]["g"].view is not whole
+
+
+def test_a_day_mostly_changed_since_its_tally_was_read_is_counted_afresh() -> None:
+    """Daily snapshots read today's tally at the day's start, and the whole day after it has filled: re-grouping
+    each changed item would cost more than counting the day afresh, so the tally is dropped for the day's cached
+    count."""
+    index = DateIndex()
+    day = dt.date(2026, 3, 2)
+    times = {f"f{n}": local_midnight(day) + dt.timedelta(minutes=10 * n) for n in range(12)}
+    index.put("0", None, day, "f0")
+    index.window_tally(calendar_windows(local_midnight(day) + HOUR)[0], "g", lambda f: f[-1], times.get)
+    assert index._tallies[day]["g"].counts == Counter({"0": 1})
+    for n in range(1, 12):
+        index.put(str(n), None, day, f"f{n}")
+    mtd_next_day = calendar_windows(local_midnight(day + dt.timedelta(days=1)))[1]
+    counted = index.window_tally(mtd_next_day, "g", lambda f: f[-1], times.get)
+    assert counted == Counter(f"f{n}"[-1] for n in range(12)) and "g" not in index._tallies[day]
