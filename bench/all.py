@@ -52,13 +52,21 @@ def _goal(goal: float, unit: str, higher: bool) -> str:
     return f"{'≥' if higher else '<'} {text} {unit}".replace(" x", "×")
 
 
+def _measured_on(results: dict[str, dict]) -> str:
+    """The dates the results were finished on (``--report-only`` may gather results of other days than today)."""
+    days = sorted(r["finished_at"][:10] for r in results.values() if r.get("finished_at"))
+    if not days:
+        return dt.date.today().isoformat()
+    return days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
+
+
 def render(results: dict[str, dict]) -> str:
     """The markdown page: machine, commands, the figures against their goals, the details and the profiles."""
     m = machine()
     lines = [
         "# Performance",
         "",
-        f"Measured {dt.date.today().isoformat()}: each row is the latest result of its own command (below), which",
+        f"Measured {_measured_on(results)}: each row is the latest result of its own command (below), which",
         "`python -m bench.all` runs in turn and `--report-only` gathers into this page. Each command below gives the",
         "machine's 1-minute load average when it started (about 0: idle; 1 or more: other work shared the 2 cores, so",
         "its absolute rates are conservative). Ratios are measured side by side in the same run, as the issue asks.",
