@@ -66,7 +66,6 @@ class DateIndex:
         """Per recent day, its :class:`DayTally` by name (:meth:`window_tally`: two days at most)."""
 
     def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
-        tallies = self._tallies
         if old_day is not None:
             bucket = self.buckets.get(old_day)
             if bucket is not None:
@@ -74,15 +73,18 @@ class DateIndex:
                 bucket.pop(entity_id, None)
                 if not bucket:
                     del self.buckets[old_day]
-                if old_day in tallies:
-                    for tally in tallies[old_day].values():
-                        tally.stale.add(entity_id)
+                if old_day in self._tallies:
+                    self._mark(old_day, entity_id)
         if new_day is not None and fact is not None:
             self._summaries.pop(new_day, None)
             self.buckets[new_day][entity_id] = fact
-            if new_day in tallies:
-                for tally in tallies[new_day].values():
-                    tally.stale.add(entity_id)
+            if new_day in self._tallies:
+                self._mark(new_day, entity_id)
+
+    def _mark(self, day: dt.date, entity_id: str) -> None:
+        """Tell the day's tallies that an item was put into or out of it (re-grouped when next read)."""
+        for tally in self._tallies[day].values():
+            tally.stale.add(entity_id)
 
     def between(self, first: dt.date, last: dt.date) -> list[Any]:
         return [f for day, bucket in self.buckets.items() if first <= day <= last for f in bucket.values()]
@@ -126,13 +128,19 @@ class DateIndex:
                 elif settled_by is not None and _next_midnight(day) + settle > settled_by:
                     fresh.append(summarise(bucket.values()))
                 else:
-                    cached = self._summaries.setdefault(day, {})
-                    part = cached.get(name)
-                    if part is None:
-                        part = cached[name] = summarise(bucket.values())
-                    whole.append(part)
+                    whole.append(self._whole_day(day, bucket, name, summarise))
             day += one_day
         return self._merge(name, window, whole, fresh, merge)
+
+    def _whole_day(
+        self, day: dt.date, bucket: dict[str, Any], name: str, summarise: Callable[[Iterable[Any]], Summary]
+    ) -> Summary:
+        """A whole day's summary under ``name``, cached until the day's bucket changes."""
+        cached = self._summaries.setdefault(day, {})
+        part = cached.get(name)
+        if part is None:
+            part = cached[name] = summarise(bucket.values())
+        return part
 
     def _merge(
         self,
@@ -177,6 +185,10 @@ class DateIndex:
         fresh: list[Counter] = []
         day, last, one_day = window.first, window.last, dt.timedelta(days=1)
         first_whole, last_whole = whole_days(window)
+
+        def counted(items: Iterable[Any]) -> Counter:
+            return spread(_grouped(items, group))
+
         while day <= last:
             bucket = self.buckets.get(day)
             if bucket:
@@ -190,18 +202,13 @@ class DateIndex:
                     if tally is not None:
                         whole.append(tally.whole(bucket, group, time_of, spread))
                     else:
-                        cached = self._summaries.setdefault(day, {})
-                        part = cached.get(name)
-                        if part is None:
-                            part = cached[name] = spread(_grouped(bucket.values(), group))
-                        whole.append(part)
+                        whole.append(self._whole_day(day, bucket, name, counted))
                 elif _midnight(day) >= window.start and window.closed_end:  # cut by the window's end alone
                     if tally is None or tally.later_than(window.end):
                         tally = self._new_tally(day, name, bucket, group, time_of, window.end)
                     fresh.append(spread(tally.up_to(window.end, bucket, group, time_of)))
                 else:
-                    within = (f for f in bucket.values() if window.contains(time_of(f)))
-                    fresh.append(spread(_grouped(within, group)))
+                    fresh.append(counted(f for f in bucket.values() if window.contains(time_of(f))))
             day += one_day
         return self._merge(name, window, whole, fresh, added)
 
