@@ -10,8 +10,9 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.clock import Window, calendar_windows, last_60m
-from streams.date_index import added, sorted_merge
+from streams.date_index import added
 from streams.facts import IncidentFact
+from streams.indicators.durations import Durations, as_durations, kth_smallest, merged_durations
 from streams.indicators.rows import Row, count_rows, nearest_rank, tally
 from streams.indicators.scopes import Scopes
 
@@ -27,25 +28,21 @@ def _windows(at: dt.datetime) -> list[Window]:
     return [*calendar_windows(at), last_60m(at)]
 
 
-def _mean_row(indicator: str, window: str, key: tuple[str, str], minutes: list[float]) -> Row:
-    n, total = len(minutes), sum(minutes, 0.0)  # a float when empty too (the record's numerator is a float)
-    return Row(indicator, window, key[0], key[1], total / n if n else None, total, float(n))
-
-
-def _response_minutes(scopes: Scopes, incidents: Iterable[IncidentFact]) -> dict[Hashable, list[float]]:
-    """Response times in minutes per (category, scope key), sorted."""
-    minutes: dict[Hashable, list[float]] = defaultdict(list)
-    for f in incidents:
-        response = f.response_seconds / 60.0  # type: ignore[operator]
-        for key in scopes.ambulance_keys(f.org_code):
-            minutes[(f.category, key)].append(response)
-    for values in minutes.values():
-        values.sort()
-    return dict(minutes)
-
-
 MICROSECOND = dt.timedelta(microseconds=1)
 MICROSECONDS_PER_MINUTE = 60_000_000
+
+
+def _response_durations(scopes: Scopes, incidents: Iterable[IncidentFact]) -> dict[Hashable, Durations]:
+    """Response times in microseconds per (category, scope key)."""
+    values: dict[Hashable, list[int]] = defaultdict(list)
+    for f in incidents:
+        us = (f.stop - f.clock_start) // MICROSECOND  # type: ignore[operator]
+        for key in scopes.ambulance_keys(f.org_code):
+            values[(f.category, key)].append(us)
+    return as_durations(values)
+
+
+_NONE = Durations(([],), 0, 0)
 
 
 def _handover_tallies(scopes: Scopes, incidents: Iterable[IncidentFact]) -> Counter[tuple]:
@@ -84,15 +81,17 @@ def _handover_tallies(scopes: Scopes, incidents: Iterable[IncidentFact]) -> Coun
 
 def response_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Cat 1–4 mean and nearest-rank 90th centile, by clock-stop time."""
-    by_response = partial(_response_minutes, scopes)
+    by_response = partial(_response_durations, scopes)
     for window in _windows(at):
-        minutes = agg.amb_stopped.window_summary(window, "response", by_response, sorted_merge, attrgetter("stop"))
+        groups = agg.amb_stopped.window_summary(window, "response", by_response, merged_durations, attrgetter("stop"))
         for cat in CATEGORIES:
             for key in scopes.ambulance:
-                values = minutes.get((cat, key), [])
-                yield _mean_row(f"amb_cat{cat}_mean_min", window.name, key, values)
-                p90 = nearest_rank(values, 0.9) if values else None
-                yield Row(f"amb_cat{cat}_p90_min", window.name, key[0], key[1], p90, None, float(len(values)))
+                runs, total_us, n = groups.get((cat, key), _NONE)
+                total = total_us / MICROSECONDS_PER_MINUTE
+                mean = total_us / (n * MICROSECONDS_PER_MINUTE) if n else None  # one rounding: exact to the last bit
+                yield Row(f"amb_cat{cat}_mean_min", window.name, key[0], key[1], mean, total, float(n))
+                p90 = kth_smallest(runs, nearest_rank(n, 0.9) - 1) / MICROSECONDS_PER_MINUTE if n else None
+                yield Row(f"amb_cat{cat}_p90_min", window.name, key[0], key[1], p90, None, float(n))
 
 
 def handover_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:

@@ -55,7 +55,6 @@ def percent_rows(
         yield Row(indicator, window, key[0], key[1], 100.0 * n / d if d else None, float(n), float(d))
 
 
-def nearest_rank(sorted_values: Sequence[float], q: float) -> float:
-    """The ⌈q·n⌉-th smallest value (nearest-rank percentile, INDICATORS.md)."""
-    rank = math.ceil(round(q * len(sorted_values), 9))
-    return sorted_values[max(rank, 1) - 1]
+def nearest_rank(n: int, q: float) -> int:
+    """The 1-based rank ⌈q·n⌉ of the nearest-rank q-th percentile of n values (INDICATORS.md), at least 1."""
+    return max(math.ceil(round(q * n, 9)), 1)
