@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import lru_cache
 from operator import is_
 from typing import Any, TypeVar
@@ -60,12 +60,17 @@ class DateIndex:
         self._summaries: dict[dt.date, dict[Hashable, Any]] = {}
         """Per day, the cached summaries of its bucket by name, and of its part up to a window's end by (name,
         "until") (all dropped whenever the bucket changes)."""
-        self._merged: dict[tuple[str, str], tuple[list[Any], Any]] = {}
+        self._merged: dict[tuple[str, str], _HeldMerge] = {}
         """Per (summary name, window name), the whole days' summaries last merged and their merge."""
+        self._held_last = dt.date.min
+        """No held merge covers a day after this one (a put to a later day, today's, leaves them all valid)."""
         self._tallies: dict[dt.date, dict[str, DayTally]] = {}
         """Per recent day, its :class:`DayTally` by name (:meth:`window_tally`: two days at most)."""
 
     def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
+        for day in (old_day, new_day):
+            if day is not None and day <= self._held_last:
+                self._day_changed(day)
         if old_day is not None:
             bucket = self.buckets.get(old_day)
             if bucket is not None:
@@ -81,6 +86,12 @@ class DateIndex:
             if new_day in self._tallies:
                 self._mark(new_day, entity_id)
 
+    def _day_changed(self, day: dt.date) -> None:
+        """A put into or out of ``day``: the held merges covering it must look at their days again."""
+        for held in self._merged.values():
+            if held.first <= day <= held.last:
+                held.current = False
+
     def _mark(self, day: dt.date, entity_id: str) -> None:
         """Tell the day's tallies that an item was put into or out of it (re-grouped when next read)."""
         for tally in self._tallies[day].values():
@@ -94,6 +105,7 @@ class DateIndex:
         for old in [d for d in self.buckets if d < day]:
             del self.buckets[old]
             self._summaries.pop(old, None)
+            self._day_changed(old)
         for old in [d for d in self._tallies if d < day]:
             del self._tallies[old]
 
@@ -118,19 +130,43 @@ class DateIndex:
         """
         whole: list[Summary] = []
         fresh: list[Summary] = []
-        day, last, one_day = window.first, window.last, dt.timedelta(days=1)
         first_whole, last_whole = whole_days(window)
+        last_cached = last_whole
+        if settled_by is not None:  # the latest whole days may not be settled yet: summarised afresh
+            while last_cached >= first_whole and _next_midnight(last_cached) + settle > settled_by:
+                last_cached -= dt.timedelta(days=1)
+        held = self._held(name, window, first_whole, last_cached)
+        for day, bucket in self._buckets_in(window, first_whole, last_cached, skip_cached=held is not None):
+            if not first_whole <= day <= last_whole:
+                fresh.append(self._partial(day, bucket, window, name, summarise, time_of, settled_by))
+            elif day > last_cached:
+                fresh.append(summarise(bucket.values()))
+            else:
+                whole.append(self._whole_day(day, bucket, name, summarise))
+        return self._merge(name, window, (first_whole, last_cached), held, whole, fresh, merge)
+
+    def _held(self, name: str, window: Window, first: dt.date, last: dt.date) -> _HeldMerge | None:
+        """The merge of the window's cached days ``first``..``last`` when it is held and none of them has changed
+        since (then the snapshot walks only the window's other days: today, or none for last month)."""
+        held = self._merged.get((name, window.name))
+        if held is not None and held.current and held.first == first and held.last == last:
+            return held
+        return None
+
+    def _buckets_in(
+        self, window: Window, first_cached: dt.date, last_cached: dt.date, *, skip_cached: bool
+    ) -> Iterator[tuple[dt.date, dict[str, Any]]]:
+        """The window's days with items, oldest first, without ``first_cached``..``last_cached`` if ``skip_cached``."""
+        one_day = dt.timedelta(days=1)
+        day, last = window.first, window.last
         while day <= last:
+            if skip_cached and day == first_cached and first_cached <= last_cached:
+                day = last_cached + one_day
+                continue
             bucket = self.buckets.get(day)
             if bucket:
-                if not first_whole <= day <= last_whole:
-                    fresh.append(self._partial(day, bucket, window, name, summarise, time_of, settled_by))
-                elif settled_by is not None and _next_midnight(day) + settle > settled_by:
-                    fresh.append(summarise(bucket.values()))
-                else:
-                    whole.append(self._whole_day(day, bucket, name, summarise))
+                yield day, bucket
             day += one_day
-        return self._merge(name, window, whole, fresh, merge)
 
     def _whole_day(
         self, day: dt.date, bucket: dict[str, Any], name: str, summarise: Callable[[Iterable[Any]], Summary]
@@ -146,20 +182,24 @@ class DateIndex:
         self,
         name: str,
         window: Window,
+        cached_days: tuple[dt.date, dt.date],
+        held: _HeldMerge | None,
         whole: list[Summary],
         fresh: list[Summary],
         merge: Callable[[list[Summary]], Summary],
     ) -> Summary:
         """The merge of a window's whole days' summaries (kept while none of them changes), then its other days'
-        on top (always a new object when there are any: a partial day's summary may be a live one)."""
-        key = (name, window.name)
-        held = self._merged.get(key)
-        if held is not None and len(held[0]) == len(whole) and all(map(is_, held[0], whole)):
-            merged_whole = held[1]
-        else:
-            merged_whole = merge(whole)
-            self._merged[key] = (whole, merged_whole)
-        return merge([merged_whole, *fresh]) if fresh else merged_whole
+        on top (always a new object when there are any: a partial day's summary may be a live one). ``held``: the
+        whole days' merge, known unchanged (:meth:`_held`; ``whole`` is then empty)."""
+        if held is None:
+            key = (name, window.name)
+            held = self._merged.get(key)
+            if held is None or len(held.whole) != len(whole) or not all(map(is_, held.whole, whole)):
+                held = self._merged[key] = _HeldMerge(whole, merge(whole))
+            held.first, held.last = cached_days
+            held.current = True
+            self._held_last = max(self._held_last, held.last)
+        return merge([held.merged, *fresh]) if fresh else held.merged
 
     def window_tally(
         self,
@@ -183,34 +223,31 @@ class DateIndex:
         """
         whole: list[Counter] = []
         fresh: list[Counter] = []
-        day, last, one_day = window.first, window.last, dt.timedelta(days=1)
         first_whole, last_whole = whole_days(window)
 
         def counted(items: Iterable[Any]) -> Counter:
             return spread(_grouped(items, group))
 
-        while day <= last:
-            bucket = self.buckets.get(day)
-            if bucket:
-                tally = self._tallies.get(day, {}).get(name)
-                if first_whole <= day <= last_whole:
-                    if tally is not None and 2 * len(tally.stale) > len(bucket):
-                        # Mostly changed since it was read (daily snapshots: a day read at its start, then whole):
-                        # counting it afresh, as any whole day, is cheaper than re-grouping each changed fact.
-                        del self._tallies[day][name]
-                        tally = None
-                    if tally is not None:
-                        whole.append(tally.whole(bucket, group, time_of, spread))
-                    else:
-                        whole.append(self._whole_day(day, bucket, name, counted))
-                elif _midnight(day) >= window.start and window.closed_end:  # cut by the window's end alone
-                    if tally is None or tally.later_than(window.end):
-                        tally = self._new_tally(day, name, bucket, group, time_of, window.end)
-                    fresh.append(spread(tally.up_to(window.end, bucket, group, time_of)))
+        held = self._held(name, window, first_whole, last_whole)
+        for day, bucket in self._buckets_in(window, first_whole, last_whole, skip_cached=held is not None):
+            tally = self._tallies.get(day, {}).get(name)
+            if first_whole <= day <= last_whole:
+                if tally is not None and 2 * len(tally.stale) > len(bucket):
+                    # Mostly changed since it was read (daily snapshots: a day read at its start, then whole):
+                    # counting it afresh, as any whole day, is cheaper than re-grouping each changed fact.
+                    del self._tallies[day][name]
+                    tally = None
+                if tally is not None:
+                    whole.append(tally.whole(bucket, group, time_of, spread))
                 else:
-                    fresh.append(counted(f for f in bucket.values() if window.contains(time_of(f))))
-            day += one_day
-        return self._merge(name, window, whole, fresh, added)
+                    whole.append(self._whole_day(day, bucket, name, counted))
+            elif _midnight(day) >= window.start and window.closed_end:  # cut by the window's end alone
+                if tally is None or tally.later_than(window.end):
+                    tally = self._new_tally(day, name, bucket, group, time_of, window.end)
+                fresh.append(spread(tally.up_to(window.end, bucket, group, time_of)))
+            else:
+                fresh.append(counted(f for f in bucket.values() if window.contains(time_of(f))))
+        return self._merge(name, window, (first_whole, last_whole), held, whole, fresh, added)
 
     def _new_tally(
         self,
@@ -253,6 +290,19 @@ class DateIndex:
         part = summarise([f for f in bucket.values() if window.contains(time_of(f))])
         cached[(name, "until")] = (as_of, part)
         return part
+
+
+class _HeldMerge:
+    """A window's merge of its whole days: the summaries merged, the merge, the days it covers and whether none of
+    them has changed since it was made (cleared by a put into one of them)."""
+
+    __slots__ = ("current", "first", "last", "merged", "whole")
+
+    def __init__(self, whole: list[Any], merged: Any) -> None:
+        self.whole = whole
+        self.merged = merged
+        self.first = self.last = dt.date.min
+        self.current = False
 
 
 _NOT_COUNTED = object()

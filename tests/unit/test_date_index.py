@@ -113,6 +113,42 @@ def test_a_whole_day_is_summarised_once_until_a_fact_moves_in_or_out() -> None:
     assert index.buckets.get(day) is None and calls == [2, 1, 0]  # day 3, cut at T, is kept as of T
 
 
+def test_a_windows_merge_of_its_whole_days_is_held_until_a_put_touches_one_of_them() -> None:
+    index = DateIndex()
+    merges: list[int] = []
+
+    def merge(parts: list[Counter]) -> Counter:
+        merges.append(len(parts))
+        return added(parts)
+
+    first, second, today = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+    times = {}
+    for n, day in enumerate((first, second, today)):
+        index.put(f"e{n}", None, day, f"x{n}")
+        times[f"x{n}"] = local_midnight(day) + 9 * HOUR
+
+    def mtd(hours: float) -> Counter:
+        window = _day("mtd", first, today, local_midnight(today) + hours * HOUR)
+        return index.window_summary(window, "n", Counter, merge, times.get)
+
+    assert mtd(10) == Counter(["x0", "x1", "x2"])
+    assert merges == [2, 2]  # the whole days 1 and 2, then that merge with today's part
+    index.put("e3", None, today, "x3")  # today changes: the whole days are not walked or merged again
+    times["x3"] = local_midnight(today) + 10 * HOUR
+    index.put("e4", None, dt.date(2026, 2, 27), "x4")  # nor when a day before the window changes
+    times["x4"] = local_midnight(dt.date(2026, 2, 27)) + 9 * HOUR
+    assert mtd(11) == Counter(["x0", "x1", "x2", "x3"])
+    assert merges == [2, 2, 2]  # today's part on the held merge only
+    index.put("e1", second, None, None)  # a cancellation on a whole day: its days are merged again
+    assert mtd(12) == Counter(["x0", "x2", "x3"])
+    assert merges == [2, 2, 2, 1, 2]  # day 2 is empty now: day 1 alone, then today's part
+    assert mtd(13) == Counter(["x0", "x2", "x3"])
+    assert merges == [2, 2, 2, 1, 2, 2]  # held again
+    index.drop_before(second)  # forgetting old days lets go of the merges that covered them
+    assert mtd(14) == Counter(["x2", "x3"])
+    assert merges[-2:] == [0, 2]
+
+
 def test_a_summary_that_depends_on_t_is_cached_only_once_settled() -> None:
     index = DateIndex()
     calls: list[dt.datetime] = []
