@@ -21,7 +21,7 @@ from streams.clock import local_date, local_midnight, month_bounds
 from streams.date_index import DateIndex
 from streams.facts import AttendanceFact, Fact, FactKind, IncidentFact, SpellFact
 from streams.indicators import ambulance, beds, discharge, ed, opel
-from streams.indicators.rows import Row
+from streams.indicators.rows import Row, RowMemo
 from streams.indicators.scopes import Scopes
 from streams.status import judge
 
@@ -106,6 +106,8 @@ class Aggregator:
         self.spells_discharged = DateIndex()
         self.referrals_made = DateIndex()
         self.evidence: dict[FactKind, dict[str, int]] = {kind: {} for kind in self.facts}
+        self.row_memo = RowMemo()
+        """Each window's rows, reused while its summaries are unchanged (:class:`RowMemo`)."""
         """How many events are behind each entity's fact, by kind (no (kind, id) tuple per entity: see :meth:`apply`)."""
         self.clock: dt.datetime | None = None
         self.version = 0

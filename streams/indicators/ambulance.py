@@ -84,14 +84,30 @@ def response_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[
     by_response = partial(_response_durations, scopes)
     for window in _windows(at):
         groups = agg.amb_stopped.window_summary(window, "response", by_response, merged_durations, attrgetter("stop"))
-        for cat in CATEGORIES:
-            for key in scopes.ambulance:
-                runs, total_us, n = groups.get((cat, key), _NONE)
-                total = total_us / MICROSECONDS_PER_MINUTE
-                mean = total_us / (n * MICROSECONDS_PER_MINUTE) if n else None  # one rounding: exact to the last bit
-                yield Row(f"amb_cat{cat}_mean_min", window.name, key[0], key[1], mean, total, float(n))
-                p90 = kth_smallest(runs, nearest_rank(n, 0.9) - 1) / MICROSECONDS_PER_MINUTE if n else None
-                yield Row(f"amb_cat{cat}_p90_min", window.name, key[0], key[1], p90, None, float(n))
+        build = partial(_response_window_rows, scopes, window.name, groups)
+        yield from agg.row_memo.rows(("response", window.name), (groups,), build)
+
+
+def _response_window_rows(scopes: Scopes, window: str, groups: dict[Hashable, Durations]) -> Iterator[Row]:
+    for cat in CATEGORIES:
+        for key in scopes.ambulance:
+            runs, total_us, n = groups.get((cat, key), _NONE)
+            total = total_us / MICROSECONDS_PER_MINUTE
+            mean = total_us / (n * MICROSECONDS_PER_MINUTE) if n else None  # one rounding: exact to the last bit
+            yield Row(f"amb_cat{cat}_mean_min", window, key[0], key[1], mean, total, float(n))
+            p90 = kth_smallest(runs, nearest_rank(n, 0.9) - 1) / MICROSECONDS_PER_MINUTE if n else None
+            yield Row(f"amb_cat{cat}_p90_min", window, key[0], key[1], p90, None, float(n))
+
+
+def _handover_window_rows(scopes: Scopes, window: str, counts: Counter[tuple]) -> Iterator[Row]:
+    for key in scopes.handover:
+        n, total = counts[(key, "n")], counts[(key, "us")] / MICROSECONDS_PER_MINUTE
+        yield Row("amb_handover_mean_min", window, key[0], key[1], total / n if n else None, total, float(n))
+        for limit in HANDOVER_THRESHOLDS_MIN:
+            over = float(counts[(key, f"over_{limit}")])
+            yield Row(f"amb_handover_over_{limit}", window, key[0], key[1], over, over, float(n))
+        lost = counts[(key, "lost_us")] / 3_600_000_000
+        yield Row("amb_handover_hours_lost", window, key[0], key[1], lost, lost, float(n))
 
 
 def handover_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
@@ -99,14 +115,8 @@ def handover_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[
     by_handover = partial(_handover_tallies, scopes)
     for window in _windows(at):
         counts = agg.amb_handed_over.window_summary(window, "handover", by_handover, added, attrgetter("handover_at"))
-        for key in scopes.handover:
-            n, total = counts[(key, "n")], counts[(key, "us")] / MICROSECONDS_PER_MINUTE
-            yield Row("amb_handover_mean_min", window.name, key[0], key[1], total / n if n else None, total, float(n))
-            for limit in HANDOVER_THRESHOLDS_MIN:
-                over = float(counts[(key, f"over_{limit}")])
-                yield Row(f"amb_handover_over_{limit}", window.name, key[0], key[1], over, over, float(n))
-            lost = counts[(key, "lost_us")] / 3_600_000_000
-            yield Row("amb_handover_hours_lost", window.name, key[0], key[1], lost, lost, float(n))
+        build = partial(_handover_window_rows, scopes, window.name, counts)
+        yield from agg.row_memo.rows(("handover", window.name), (counts,), build)
     waiting = [f for f in agg.amb_waiting_handover.values() if f.at_hospital <= at]  # type: ignore[operator]
     yield from count_rows(
         "amb_waiting_handover_now",

@@ -87,13 +87,19 @@ def drd_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
         counts = agg.spells_discharged.window_tally(
             window, "drd", by_discharge, attrgetter("discharged_at"), spread=_drd_tallies
         )
-        measures = _by_measure(counts)
-        for suffix in ("", "_p0"):
-            on_time, chosen = measures[f"on_time{suffix}"], measures[f"total{suffix}"]
-            yield from percent_rows(f"discharged_on_drd_pct{suffix}", window.name, scopes.beds, on_time, chosen)
-        total_delay = measures["delay_days"]
-        yield from _ratio("drd_delay_days_mean", window.name, scopes, total_delay, measures["delayed"])
-        yield from _ratio("discharge_delay_days_mean", window.name, scopes, total_delay, measures["total"])
+        yield from agg.row_memo.rows(
+            ("drd", window.name), (counts,), partial(_drd_window_rows, scopes, window.name, counts)
+        )
+
+
+def _drd_window_rows(scopes: Scopes, window: str, counts: Counter[tuple]) -> Iterator[Row]:
+    measures = _by_measure(counts)
+    for suffix in ("", "_p0"):
+        on_time, chosen = measures[f"on_time{suffix}"], measures[f"total{suffix}"]
+        yield from percent_rows(f"discharged_on_drd_pct{suffix}", window, scopes.beds, on_time, chosen)
+    total_delay = measures["delay_days"]
+    yield from _ratio("drd_delay_days_mean", window, scopes, total_delay, measures["delayed"])
+    yield from _ratio("discharge_delay_days_mean", window, scopes, total_delay, measures["total"])
 
 
 def _p2_tallies(scopes: Scopes, at: dt.datetime, referrals: Iterable[tuple[SpellFact, Referral]]) -> Counter[tuple]:
@@ -124,8 +130,9 @@ def p2_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
         counts = agg.referrals_made.window_summary(
             window, "p2", by_referral, added, _made_at, settled_by=at, settle=PLAN_WITHIN
         )
-        measures = _by_measure(counts)
-        yield from percent_rows("p2_plan_48h_pct", window.name, scopes.beds, measures["planned"], measures["due"])
+        yield from agg.row_memo.rows(
+            ("p2", window.name), (counts,), partial(_p2_window_rows, scopes, window.name, counts)
+        )
     overdue = [
         spell
         for spell in agg.open_pathway_2.values()
@@ -138,6 +145,11 @@ def p2_rows(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
         scopes.beds,
         tally(scopes.bed_keys(s.org_code, s.site_code) for s in overdue),
     )
+
+
+def _p2_window_rows(scopes: Scopes, window: str, counts: Counter[tuple]) -> Iterator[Row]:
+    measures = _by_measure(counts)
+    yield from percent_rows("p2_plan_48h_pct", window, scopes.beds, measures["planned"], measures["due"])
 
 
 def _planned_in_time(ref: Referral, at: dt.datetime) -> bool:

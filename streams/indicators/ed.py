@@ -59,6 +59,15 @@ def _arrival_group(scopes: Scopes, f: AttendanceFact) -> tuple:
     return (scopes.ed_keys(f.org_code, f.site_code), f.department_type)
 
 
+def _window_rows(scopes: Scopes, window: str, departed: Counter, arrived: Counter) -> Iterator[Row]:
+    """A window's rows for all types and each department type, from its departures' and arrivals' groups."""
+    for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
+        den = _spread(departed, dtype)
+        yield from percent_rows(f"ed_4h_pct{suffix}", window, scopes.ed, _spread(departed, dtype, 2), den)
+        yield from percent_rows(f"ed_12h_pct{suffix}", window, scopes.ed, _spread(departed, dtype, 3), den)
+        yield from count_rows(f"ed_attendances{suffix}", window, scopes.ed, _spread(arrived, dtype))
+
+
 def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """Windowed indicators for all types and by department type (suffix ``_type1`` …), then the live ones.
 
@@ -72,11 +81,8 @@ def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     for window in calendar_windows(at):
         departed = agg.ed_departed.window_tally(window, "ed", by_departure, attrgetter("departure"))
         arrived = agg.ed_arrived.window_tally(window, "ed", by_arrival, attrgetter("arrival"))
-        for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):
-            den = _spread(departed, dtype)
-            yield from percent_rows(f"ed_4h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 2), den)
-            yield from percent_rows(f"ed_12h_pct{suffix}", window.name, scopes.ed, _spread(departed, dtype, 3), den)
-            yield from count_rows(f"ed_attendances{suffix}", window.name, scopes.ed, _spread(arrived, dtype))
+        build = partial(_window_rows, scopes, window.name, departed, arrived)
+        yield from agg.row_memo.rows(("ed", window.name), (departed, arrived), build)
 
     present = [f for f in agg.ed_in_department.values() if f.arrival <= at]
     keys = {f.attendance_id: scopes.ed_keys(f.org_code, f.site_code) for f in present}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from operator import is_
+from typing import Any, NamedTuple
 
 from streams.indicators.scopes import ScopeKey
 
@@ -58,3 +59,29 @@ def percent_rows(
 def nearest_rank(n: int, q: float) -> int:
     """The 1-based rank ⌈q·n⌉ of the nearest-rank q-th percentile of n values (INDICATORS.md), at least 1."""
     return max(math.ceil(round(q * n, 9)), 1)
+
+
+class RowMemo:
+    """The rows last built under a key (an indicator family and window) with the summaries they were built from,
+    handed out again while the summaries are the same objects.
+
+    Why: a window whose days are all whole (last month, in every hourly snapshot of this month) gets the same merged
+    summary object from :class:`~streams.date_index.DateIndex` until one of its days changes, and its rows depend on
+    that summary alone; building them again at each snapshot was a quarter of the windowed rows' work. A summary is
+    held here, so an identical object is never a new one at a reused address. ``build`` must depend on the
+    summaries and the key alone, and the summaries must not change once handed out (a window's partial day gives a
+    new object each time).
+    """
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[Hashable, tuple[tuple[Any, ...], list[Row]]] = {}
+
+    def rows(self, key: Hashable, summaries: tuple[Any, ...], build: Callable[[], Iterable[Row]]) -> list[Row]:
+        held = self._held.get(key)
+        if held is not None and all(map(is_, held[0], summaries)):
+            return held[1]
+        rows = list(build())
+        self._held[key] = (summaries, rows)
+        return rows
