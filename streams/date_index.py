@@ -68,9 +68,11 @@ class DateIndex:
         """Per recent day, its :class:`DayTally` by name (:meth:`window_tally`: two days at most)."""
 
     def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
-        for day in (old_day, new_day):
-            if day is not None and day <= self._held_last:
-                self._day_changed(day)
+        held_last = self._held_last
+        if old_day is not None and old_day <= held_last:
+            self._day_changed(old_day)
+        if new_day is not None and new_day <= held_last and new_day != old_day:
+            self._day_changed(new_day)
         if old_day is not None:
             bucket = self.buckets.get(old_day)
             if bucket is not None:
