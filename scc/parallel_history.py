@@ -40,6 +40,7 @@ from streams.entities import EVENT_ORDER, KIND_OF_TOPIC
 from streams.facts import FactKind
 from streams.indicators.opel import read_by
 from streams.indicators.rows import Row
+from streams.status import TargetsInForce
 
 GROUPS: dict[int, tuple[tuple[FactKind, ...], ...]] = {
     2: (("ed", "ambulance"), ("spell", "opel")),
@@ -250,11 +251,12 @@ def _merged(
     """Each snapshot time's rows and alerts from every group, in order, then OPEL's rows (worked out here from the
     rows of the others it reads) and their alerts; the rows as bytes when the groups send them so."""
     alerting = AlertTracker(config)  # OPEL's rows' alerts: every other row's are tracked in its group's process
+    targets = TargetsInForce(config)
     # strict: every group sends one entry per time, and its generator reads the group's closing message at the end
     for t, *parts in zip(times, *(group.rows() for group in groups), strict=True):
         read = [row for _, _, part_read, _ in parts for row in part_read]
         declared = [row for *_, part_declared in parts for row in part_declared]
-        opel_batch = finished(opel_rows(read, declared, config), t, config, dt.datetime.now(dt.UTC))
+        opel_batch = finished(opel_rows(read, declared, config), t, targets, dt.datetime.now(dt.UTC))
         alerts = [alert for _, part_alerts, _, _ in parts for alert in part_alerts]
         alerts.extend(alerting.update(opel_batch))
         batches = [batch for batch, *_ in parts]
@@ -346,7 +348,7 @@ def _evaluate_part(connection: Connection, part: Part, config: PlatformConfig, o
         pending: list[BoundaryRows] = []
         held = 0
         for t in engine.ingest_up_to_each(events, times):
-            rows = finished(aggregator.domain_rows(t, part.kinds), t, config, dt.datetime.now(dt.UTC))
+            rows = finished(aggregator.domain_rows(t, part.kinds), t, aggregator.targets, dt.datetime.now(dt.UTC))
             declared = aggregator.declared_rows(t) if declares else []
             read = [row for row in rows if (row.indicator, row.window) in opel_reads]
             batch = snapshot_block(rows) if as_blocks else rows

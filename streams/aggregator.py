@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Sequence
 
-from schemas.config import PlatformConfig, Target
+from schemas.config import PlatformConfig
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
 from streams.clock import local_date, local_midnight, month_bounds
 from streams.date_index import DateIndex
@@ -23,7 +23,7 @@ from streams.facts import AttendanceFact, Fact, FactKind, IncidentFact, SpellFac
 from streams.indicators import ambulance, beds, discharge, ed, opel
 from streams.indicators.rows import Row, RowMemo
 from streams.indicators.scopes import Scopes
-from streams.status import judge
+from streams.status import TargetsInForce, judge
 
 
 def _day(ts: dt.datetime | None) -> dt.date | None:
@@ -107,6 +107,8 @@ class Aggregator:
         self.referrals_made = DateIndex()
         self.evidence: dict[FactKind, dict[str, int]] = {kind: {} for kind in self.facts}
         self.row_memo = RowMemo()
+        self.targets = TargetsInForce(config)
+        """The targets in force on the latest day snapshotted."""
         """Each window's rows, reused while its summaries are unchanged (:class:`RowMemo`)."""
         """How many events are behind each entity's fact, by kind (no (kind, id) tuple per entity: see :meth:`apply`)."""
         self.clock: dt.datetime | None = None
@@ -263,7 +265,7 @@ class Aggregator:
         at = at or self.clock
         if at is None:
             return []
-        return finished(self.rows(at), at, self.config, computed_at or dt.datetime.now(dt.UTC))
+        return finished(self.rows(at), at, self.targets, computed_at or dt.datetime.now(dt.UTC))
 
 
 ComputeRows = Callable[["Aggregator", dt.datetime, Scopes], Iterable[Row]]
@@ -285,19 +287,18 @@ def opel_rows(domain_rows: Sequence[Row | SnapshotRow], declared: list[Row], con
 
 
 def finished(
-    rows: Iterable[Row], at: dt.datetime, config: PlatformConfig, computed_at: dt.datetime
+    rows: Iterable[Row], at: dt.datetime, targets: TargetsInForce, computed_at: dt.datetime
 ) -> list[SnapshotRow]:
     """Rows as of ``at`` with their targets and status, as stored (unvalidated: a replay makes millions)."""
-    today = local_date(at)
+    in_force = targets.on(local_date(at))
     ts = at.astimezone(dt.UTC)
-    targets: dict[str, Target | None] = {}
-    out = []
+    out: list[SnapshotRow] = []
+    append, make = out.append, tuple.__new__
     for row in rows:
-        if row.indicator not in targets:
-            targets[row.indicator] = config.target_for(row.indicator, today)
-        target = targets[row.indicator]
-        value = None if target is None else target.value
+        value, target = in_force[row[0]]
         # Row's fields are SnapshotRow's from the indicator to the denominator (the indicator functions yield only
-        # the Window names and scope types the record allows).
-        out.append(SnapshotRow(ts, *row, value, judge(row.value, target), computed_at))  # type: ignore[arg-type]
+        # the Window names and scope types the record allows); made as a tuple of that class, as ``SnapshotRow(...)``
+        # would after binding eleven arguments in Python.
+        status = "none" if target is None else judge(row[4], target)
+        append(make(SnapshotRow, (ts, *row, value, status, computed_at)))
     return out

@@ -446,6 +446,17 @@ def test_mofd_target_applies_only_from_july_2025() -> None:
     assert (july.value, july.target, july.status) == (1.0, 100.0, "green")
 
 
+def test_one_engine_takes_up_the_mofd_target_on_the_day_it_comes_into_force() -> None:
+    """The targets looked up for one day's snapshots are not kept for the next day's."""
+    engine = Engine(config())
+    engine.ingest([admitted("J", "2025-06-01T08:00"), drd_set("J", "2025-06-10T10:00", "2025-06-10", pathway=1)])
+    rows = [
+        Snapshot(engine.snapshot(when(at))).row("mofd_awaiting_plan", "live")
+        for at in ("2025-06-30T12:00", "2025-06-30T23:00", "2025-07-01T00:00", "2025-07-01T01:00")
+    ]
+    assert [(r.target, r.status) for r in rows] == [(None, "none"), (None, "none"), (100.0, "green"), (100.0, "green")]
+
+
 # --- Scopes per site ---------------------------------------------------------------------------------------------------
 
 
