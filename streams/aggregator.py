@@ -92,10 +92,10 @@ class Aggregator:
         self.scopes = Scopes(config.icb)
         self.facts: dict[FactKind, dict[str, Fact]] = {"ed": {}, "ambulance": {}, "spell": {}, "opel": {}}
         self.ed_departed = DateIndex()
-        self.ed_arrived = DateIndex()
+        self.ed_arrived = DateIndex(reads=ed.ARRIVAL_READS)
         self.ed_in_department: dict[str, AttendanceFact] = {}
-        self.amb_stopped = DateIndex()
-        self.amb_handed_over = DateIndex()
+        self.amb_stopped = DateIndex(reads=ambulance.RESPONSE_READS)
+        self.amb_handed_over = DateIndex(reads=ambulance.HANDOVER_READS)
         self.amb_waiting_handover: dict[str, IncidentFact] = {}
         self.open_spells: dict[str, SpellFact] = {}
         self.open_pathway_2: dict[str, SpellFact] = {}

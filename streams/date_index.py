@@ -55,7 +55,10 @@ def whole_days(window: Window) -> tuple[dt.date, dt.date]:
 class DateIndex:
     """Items bucketed by one local date each (an item with no date is not in the index)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reads: Callable[[Any], Hashable] | None = None) -> None:
+        self.reads = reads
+        """What of an item the index's summaries read (e.g. an ``attrgetter`` of the fields); a put that changes
+        none of it on the same day leaves the index as it is, holding the item it has. None: every put counts."""
         self.buckets: dict[dt.date, dict[str, Any]] = defaultdict(dict)
         self._summaries: dict[dt.date, dict[Hashable, Any]] = {}
         """Per day, the cached summaries of its bucket by name, and of its part up to a window's end by (name,
@@ -68,6 +71,15 @@ class DateIndex:
         """Per recent day, its :class:`DayTally` by name (:meth:`window_tally`: two days at most)."""
 
     def put(self, entity_id: str, old_day: dt.date | None, new_day: dt.date | None, fact: Any) -> None:
+        """Move an item from ``old_day``'s bucket to ``new_day``'s (None: not in the index before / after).
+
+        Why ``reads``: a fact changes at each of its entity's events, but an index's summaries read a few of its
+        fields (an attendance's arrival count reads none of what its triage or departure changes). Putting it again
+        would drop the day's cached summaries, the window merges over that day and, for today, re-group it."""
+        if old_day == new_day and old_day is not None and fact is not None and self.reads is not None:
+            held = self.buckets.get(old_day, {}).get(entity_id)
+            if held is not None and self.reads(held) == self.reads(fact):
+                return
         held_last = self._held_last
         if old_day is not None and old_day <= held_last:
             self._day_changed(old_day)

@@ -44,6 +44,12 @@ def _response_durations(scopes: Scopes, incidents: Iterable[IncidentFact]) -> di
 
 _NONE = Durations(([],), 0, 0)
 
+RESPONSE_READS = attrgetter("category", "org_code", "clock_start", "stop")
+"""All that the response times read of an incident (:func:`_response_durations` and the stop time it is bucketed
+by): the aggregator's index of stopped incidents ignores changes to the rest (``DateIndex.reads``)."""
+HANDOVER_READS = attrgetter("hospital_site", "at_hospital", "handover_at")
+"""All that the handover tallies read of an incident (:func:`_handover_tallies` and the handover time)."""
+
 
 def _handover_tallies(scopes: Scopes, incidents: Iterable[IncidentFact]) -> Counter[tuple]:
     """Per (scope key of the receiving site, measure): ``n`` handovers, ``us`` their total duration, ``over_<limit>``

@@ -59,6 +59,11 @@ def _arrival_group(scopes: Scopes, f: AttendanceFact) -> tuple:
     return (scopes.ed_keys(f.org_code, f.site_code), f.department_type)
 
 
+ARRIVAL_READS = attrgetter("org_code", "site_code", "department_type", "arrival")
+"""All that the arrivals' counts read of an attendance (:func:`_arrival_group` and its time): the aggregator's
+arrivals index ignores changes to the rest (``DateIndex.reads``)."""
+
+
 def _window_rows(scopes: Scopes, window: str, departed: Counter, arrived: Counter) -> Iterator[Row]:
     """A window's rows for all types and each department type, from its departures' and arrivals' groups."""
     for suffix, dtype in (("", None), *((f"_type{t}", t) for t in DEPARTMENT_TYPES)):

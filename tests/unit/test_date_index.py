@@ -149,6 +149,31 @@ def test_a_windows_merge_of_its_whole_days_is_held_until_a_put_touches_one_of_th
     assert merges[-2:] == [0, 2]
 
 
+def test_a_put_that_changes_nothing_the_summaries_read_leaves_the_index_as_it_is() -> None:
+    index = DateIndex(reads=lambda fact: fact["site"])  # the summaries read a fact's site alone
+    calls: list[int] = []
+
+    def by_site(facts: Iterable[dict]) -> Counter:
+        facts = list(facts)
+        calls.append(len(facts))
+        return Counter(f["site"] for f in facts)
+
+    day, other = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+    window = _day("mtd", dt.date(2026, 3, 1), other, local_midnight(other) + HOUR)
+    first = {"site": "A", "triage": None}
+    index.put("a", None, day, first)
+    assert index.window_summary(window, "n", by_site, added, lambda f: window.start) == Counter({"A": 1})
+    index.put("a", day, day, {"site": "A", "triage": "10:05"})  # a change the summaries do not read
+    assert index.buckets[day]["a"] is first  # the fact it holds is the first, equal in what is read
+    assert index.window_summary(window, "n", by_site, added, lambda f: window.start) == Counter({"A": 1})
+    assert calls == [1]  # the day's summary kept
+    index.put("a", day, day, {"site": "B", "triage": "10:05"})  # a change it reads: put as any other
+    assert index.window_summary(window, "n", by_site, added, lambda f: window.start) == Counter({"B": 1})
+    index.put("a", day, other, {"site": "B", "triage": "10:05"})  # a move to another day, whatever it reads
+    assert day not in index.buckets and index.buckets[other]["a"]["site"] == "B"
+    assert calls == [1, 1]
+
+
 def test_a_summary_that_depends_on_t_is_cached_only_once_settled() -> None:
     index = DateIndex()
     calls: list[dt.datetime] = []
