@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import lru_cache
 from operator import is_
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from streams.clock import Window, local_midnight
 
@@ -61,8 +61,10 @@ class DateIndex:
         none of it on the same day leaves the index as it is, holding the item it has. None: every put counts."""
         self.buckets: dict[dt.date, dict[str, Any]] = defaultdict(dict)
         self._summaries: dict[dt.date, dict[Hashable, Any]] = {}
-        """Per day, the cached summaries of its bucket by name, and of its part up to a window's end by (name,
-        "until") (all dropped whenever the bucket changes)."""
+        """Per day, the cached summaries of its bucket by name (dropped whenever the bucket changes)."""
+        self._partials: dict[dt.date, _DayPartials] = {}
+        """Per recent day cut by a window's end (today), its summaries up to that end and the items added since
+        (:meth:`_partial`; dropped when an item of the day changes or leaves it)."""
         self._merged: dict[tuple[str, str], _HeldMerge] = {}
         """Per (summary name, window name), the whole days' summaries last merged and their merge."""
         self._held_last = dt.date.min
@@ -89,6 +91,7 @@ class DateIndex:
             bucket = self.buckets.get(old_day)
             if bucket is not None:
                 self._summaries.pop(old_day, None)
+                self._partials.pop(old_day, None)
                 bucket.pop(entity_id, None)
                 if not bucket:
                     del self.buckets[old_day]
@@ -96,7 +99,14 @@ class DateIndex:
                     self._mark(old_day, entity_id)
         if new_day is not None and fact is not None:
             self._summaries.pop(new_day, None)
-            self.buckets[new_day][entity_id] = fact
+            bucket = self.buckets[new_day]
+            partials = self._partials.get(new_day)
+            if partials is not None:
+                if entity_id in bucket:  # not moved out of it first: a change
+                    del self._partials[new_day]
+                else:
+                    partials.added.append(entity_id)
+            bucket[entity_id] = fact
             if new_day in self._tallies:
                 self._mark(new_day, entity_id)
 
@@ -119,6 +129,7 @@ class DateIndex:
         for old in [d for d in self.buckets if d < day]:
             del self.buckets[old]
             self._summaries.pop(old, None)
+            self._partials.pop(old, None)
             self._day_changed(old)
         for old in [d for d in self._tallies if d < day]:
             del self._tallies[old]
@@ -152,7 +163,7 @@ class DateIndex:
         held = self._held(name, window, first_whole, last_cached)
         for day, bucket in self._buckets_in(window, first_whole, last_cached, skip_cached=held is not None):
             if not first_whole <= day <= last_whole:
-                fresh.append(self._partial(day, bucket, window, name, summarise, time_of, settled_by))
+                fresh.append(self._partial(day, bucket, window, name, summarise, merge, time_of, settled_by))
             elif day > last_cached:
                 fresh.append(summarise(bucket.values()))
             else:
@@ -288,22 +299,58 @@ class DateIndex:
         window: Window,
         name: str,
         summarise: Callable[[Iterable[Any]], Summary],
+        merge: Callable[[list[Summary]], Summary],
         time_of: Callable[[Any], dt.datetime],
         settled_by: dt.datetime | None,
     ) -> Summary:
         """The summary of a day the window cuts. A day cut only by the window's end (today, in ``today`` and in
-        ``mtd``) is kept, as of that end, until the day changes: both windows, and repeated snapshots as of the
-        same T, share it."""
+        ``mtd``) is kept as of that end: both windows, and repeated snapshots as of the same T, share it.
+
+        At a later T, when the day has only gained items since and every item was in the summary kept, that summary
+        merged with the new items' is the day's (``summarise`` must not depend on T: ``settled_by`` None). Why: a
+        snapshot summarised all of today's stopped incidents and handovers again every hour; now only the hour's."""
         if _midnight(day) < window.start or not window.closed_end:
             return summarise([f for f in bucket.values() if window.contains(time_of(f))])
-        cached = self._summaries.setdefault(day, {})
-        as_of = (window.end, settled_by)
-        held = cached.get((name, "until"))
-        if held is not None and held[0] == as_of:
-            return held[1]
-        part = summarise([f for f in bucket.values() if window.contains(time_of(f))])
-        cached[(name, "until")] = (as_of, part)
+        partials = self._partials.get(day)
+        if partials is None:
+            for old in [d for d in self._partials if d < day - dt.timedelta(days=1)]:
+                del self._partials[old]  # only today's and yesterday's are still cut by a window's end
+            partials = self._partials[day] = _DayPartials()
+        as_of, seen = (window.end, settled_by), len(partials.added)
+        held = partials.by_name.get(name)
+        if held is not None:
+            if held.as_of == as_of and held.seen == seen:
+                return held.part
+            if settled_by is None and held.complete and held.as_of[0] <= window.end:
+                added = [bucket[entity_id] for entity_id in partials.added[held.seen :]]
+                within = [f for f in added if time_of(f) <= window.end]  # the day starts inside the window
+                part = merge([held.part, summarise(within)]) if within else held.part
+                partials.by_name[name] = _Partial(as_of, part, len(within) == len(added), seen)
+                return part
+        items = [f for f in bucket.values() if window.contains(time_of(f))]
+        part = summarise(items)
+        partials.by_name[name] = _Partial(as_of, part, len(items) == len(bucket), seen)
         return part
+
+
+class _Partial(NamedTuple):
+    """A day's summary up to a window's end: as of (end, settled_by), whether every item of the day was in it, and
+    how many of the day's added items it had seen."""
+
+    as_of: tuple[dt.datetime, dt.datetime | None]
+    part: Any
+    complete: bool
+    seen: int
+
+
+class _DayPartials:
+    """A day's :class:`_Partial` summaries by name and the items added to the day, in order, since they were kept."""
+
+    __slots__ = ("added", "by_name")
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+        self.by_name: dict[str, _Partial] = {}
 
 
 class _HeldMerge:

@@ -22,6 +22,7 @@ from schemas.events import Envelope
 from streams.clock import LONDON, Window, calendar_windows, last_60m, local_midnight
 from streams.date_index import DateIndex, added, covers_whole, whole_days
 from streams.engine import Engine
+from streams.indicators.durations import as_durations, merged_durations
 
 CONFIG = config()
 COMPUTED_AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -138,12 +139,12 @@ def test_a_windows_merge_of_its_whole_days_is_held_until_a_put_touches_one_of_th
     index.put("e4", None, dt.date(2026, 2, 27), "x4")  # nor when a day before the window changes
     times["x4"] = local_midnight(dt.date(2026, 2, 27)) + 9 * HOUR
     assert mtd(11) == Counter(["x0", "x1", "x2", "x3"])
-    assert merges == [2, 2, 2]  # today's part on the held merge only
+    assert merges == [2, 2, 2, 2]  # today's part extended with x3 (a merge), then laid on the held merge only
     index.put("e1", second, None, None)  # a cancellation on a whole day: its days are merged again
     assert mtd(12) == Counter(["x0", "x2", "x3"])
-    assert merges == [2, 2, 2, 1, 2]  # day 2 is empty now: day 1 alone, then today's part
+    assert merges == [2, 2, 2, 2, 1, 2]  # day 2 is empty now: day 1 alone, then today's part (unchanged)
     assert mtd(13) == Counter(["x0", "x2", "x3"])
-    assert merges == [2, 2, 2, 1, 2, 2]  # held again
+    assert merges == [2, 2, 2, 2, 1, 2, 2]  # held again
     index.drop_before(second)  # forgetting old days lets go of the merges that covered them
     assert mtd(14) == Counter(["x2", "x3"])
     assert merges[-2:] == [0, 2]
@@ -325,6 +326,64 @@ def test_a_tally_kept_up_to_date_counts_what_a_fresh_count_does() -> None:
             tallied += bool(index._tallies)
             assert len(index._tallies) <= 2
     assert reads > 2000 and tallied > 300
+
+
+def test_a_days_part_extended_with_its_new_items_summarises_what_a_fresh_one_does() -> None:
+    """Today's part up to T, kept and extended with the items added since at a later T: items mostly added, some
+    changed or cancelled, some later than T, T mostly moving forward (sometimes back), summarised as counts and as
+    sorted durations; every read equals a summary made afresh, and most reads only summarised the new items."""
+    rnd = random.Random(11)
+    day = dt.date(2026, 3, 29)  # 23 hours
+    index = DateIndex()
+    times: dict[str, dt.datetime] = {}
+    values: dict[str, int] = {}
+    held: set[str] = set()
+    sizes: list[int] = []
+
+    def counted(facts: Iterable[str]) -> Counter:
+        facts = list(facts)
+        sizes.append(len(facts))
+        return Counter(values[f] % 3 for f in facts)
+
+    def durations(facts: Iterable[str]) -> dict:
+        grouped: dict = {}
+        for f in facts:
+            grouped.setdefault(values[f] % 2, []).append(values[f])
+        return as_durations(grouped)
+
+    at = local_midnight(day) + HOUR
+    reads = 0
+    for step in range(2500):
+        roll = rnd.random()
+        if roll < 0.03 and held:
+            entity = rnd.choice(sorted(held))
+            index.put(entity, day, None, None)  # a cancellation
+            held.discard(entity)
+        elif roll < 0.75:
+            entity = rnd.choice(sorted(held)) if roll < 0.06 and held else f"e{step}"  # a change, or a new item
+            fact = f"f{step}"
+            late = rnd.random() < 0.03  # later than T: not in the part yet
+            offset = dt.timedelta(minutes=rnd.randrange(1, 180)) if late else -dt.timedelta(minutes=rnd.randrange(60))
+            end_of_day = local_midnight(day + dt.timedelta(days=1)) - dt.timedelta(seconds=1)
+            times[fact] = max(min(at + offset, end_of_day), local_midnight(day))
+            values[fact] = rnd.randrange(1, 10**6)
+            index.put(entity, day if entity in held else None, day, fact)
+            held.add(entity)
+        else:
+            at += dt.timedelta(minutes=rnd.randrange(-60, 0) if rnd.random() < 0.05 else rnd.randrange(0, 40))
+            at = max(min(at, local_midnight(day + dt.timedelta(days=1)) - dt.timedelta(seconds=1)), local_midnight(day))
+            today = calendar_windows(at)[0]
+            inside = [f for f in index.buckets.get(day, {}).values() if today.contains(times[f])]
+            assert index.window_summary(today, "n", counted, added, times.get) == Counter(values[f] % 3 for f in inside)
+            got = index.window_summary(today, "d", durations, merged_durations, times.get)
+            want = durations(inside)
+            assert {g: (sorted(v for run in d.runs for v in run), d.total_us, d.n) for g, d in got.items()} == {
+                g: (d.runs[0], d.total_us, d.n) for g, d in want.items()
+            }, step
+            assert all(len(d.runs) <= 2 for d in got.values())
+            reads += 1
+    assert reads > 500
+    assert sum(1 for n in sizes if n < 20) > len(sizes) / 3  # often the new items alone
 
 
 def test_a_tallied_whole_day_is_the_same_object_until_it_changes() -> None:
