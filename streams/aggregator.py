@@ -106,11 +106,11 @@ class Aggregator:
         self.spells_discharged = DateIndex()
         self.referrals_made = DateIndex()
         self.evidence: dict[FactKind, dict[str, int]] = {kind: {} for kind in self.facts}
+        """How many events are behind each entity's fact, by kind (no (kind, id) tuple per entity: see :meth:`apply`)."""
         self.row_memo = RowMemo()
+        """Each window's rows, reused while its summaries are unchanged (:class:`RowMemo`)."""
         self.targets = TargetsInForce(config)
         """The targets in force on the latest day snapshotted."""
-        """Each window's rows, reused while its summaries are unchanged (:class:`RowMemo`)."""
-        """How many events are behind each entity's fact, by kind (no (kind, id) tuple per entity: see :meth:`apply`)."""
         self.clock: dt.datetime | None = None
         self.version = 0
         """Bumped on every change: lets the stream emit snapshots on change."""
