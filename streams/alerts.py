@@ -18,6 +18,7 @@ from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig, Target
 from schemas.indicators import IndicatorSnapshot, SnapshotRow
 from streams.clock import local_date
+from streams.status import TargetsInForce
 
 ALERTING_WINDOWS = frozenset({"live", "today", "last_60m", "mtd"})
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -37,20 +38,19 @@ class AlertTracker:
 
     def __post_init__(self) -> None:
         self.active: dict[tuple[str, str, str, str], AlertEvent] = {}
+        self.targets = TargetsInForce(self.config)
 
     def update(self, snapshots: Iterable[IndicatorSnapshot | SnapshotRow]) -> list[AlertEvent]:
         """The alert events the new snapshots cause (raised and resolved), in a stable order."""
         out: list[AlertEvent] = []
-        # The target in force per (indicator, time): a batch's rows share their time, and dozens their indicator.
-        targets: dict[tuple[str, dt.datetime], Target | None] = {}
+        ts: dt.datetime | None = None  # a batch's rows share their time: its day's targets are found once
         for snap in snapshots:
             if snap.window not in ALERTING_WINDOWS or snap.value is None or snap.status == "none":
                 continue
-            in_force = (snap.indicator, snap.ts)
-            if in_force in targets:
-                target = targets[in_force]
-            else:
-                target = targets[in_force] = self.config.target_for(snap.indicator, local_date(snap.ts))
+            if snap.ts != ts:
+                ts = snap.ts
+                in_force = self.targets.on(local_date(ts))
+            target = in_force[snap.indicator][1]
             if target is None:
                 continue
             key = (snap.indicator, snap.window, snap.scope_type, snap.scope_code)
