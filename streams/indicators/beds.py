@@ -74,23 +74,34 @@ class OccupiedBeds:
 
 
 def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
+    """The live bed counts per scope, from the open spells' groups (:class:`OccupiedBeds`) as of T.
+
+    The groups are first folded by what T makes of them (a discharge ready date becomes NCTR or not, 21+ days or
+    not), so the few hundred groups of distinct dates become a few dozen before each is spread over its scopes."""
     today = local_date(at)
     long_stay = today - dt.timedelta(days=NCTR_LONG_DAYS)
+    as_of_t: Counter[tuple] = Counter()
+    for (org, site, escalation_bed, drd, awaiting, pathway), n in agg.occupied_beds.as_of(
+        at, agg.open_spells.values()
+    ).items():
+        if is_nctr(drd, today):
+            # MOFD awaiting a plan are counted by pathway (0 has no suffix: not counted by pathway)
+            as_of_t[(org, site, escalation_bed, True, drd <= long_stay, awaiting, pathway)] += n  # type: ignore[operator]
+        else:
+            as_of_t[(org, site, escalation_bed, False, False, False, None)] += n
     n_occupied: Counter = Counter()
     escalation: Counter = Counter()
     n_nctr: Counter = Counter()
     nctr_long: Counter = Counter()
     waiting: Counter = Counter()
     by_pathway: dict[int | None, Counter] = {pathway: Counter() for pathway in PATHWAY_SUFFIX}
-    for (org, site, escalation_bed, drd, awaiting, pathway), n in agg.occupied_beds.as_of(
-        at, agg.open_spells.values()
-    ).items():
+    for (org, site, escalation_bed, nctr, long, awaiting, pathway), n in as_of_t.items():
         counts = [n_occupied]
         if escalation_bed:
             counts.append(escalation)
-        if is_nctr(drd, today):
+        if nctr:
             counts.append(n_nctr)
-            if drd <= long_stay:  # type: ignore[operator]  # is_nctr: a DRD is set
+            if long:
                 counts.append(nctr_long)
             if awaiting:
                 counts.append(waiting)
