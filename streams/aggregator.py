@@ -105,6 +105,8 @@ class Aggregator:
         """The open spells as the bed indicators count them (kept with :attr:`open_spells`)."""
         self.spells_discharged = DateIndex()
         self.referrals_made = DateIndex()
+        """The pathway-2 referrals (a referral keeps its pathway), by local date made: ``p2_plan_48h_pct`` counts
+        them, and no indicator counts the others."""
         self.evidence: dict[FactKind, dict[str, int]] = {kind: {} for kind in self.facts}
         """How many events are behind each entity's fact, by kind (no (kind, id) tuple per entity: see :meth:`apply`)."""
         self.row_memo = RowMemo()
@@ -231,9 +233,11 @@ class Aggregator:
             self.occupied_beds.replace(was_open, None)
         self.spells_discharged.put(entity_id, old and _day(old.discharged_at), new and _day(new.discharged_at), new)
         for ref in old.referrals if old else ():
-            self.referrals_made.put(f"{entity_id}/{ref.referral_id}", _day(ref.made_at), None, None)
+            if ref.pathway == 2:
+                self.referrals_made.put(f"{entity_id}/{ref.referral_id}", _day(ref.made_at), None, None)
         for ref in new.referrals if new else ():
-            self.referrals_made.put(f"{entity_id}/{ref.referral_id}", None, _day(ref.made_at), (new, ref))
+            if ref.pathway == 2:
+                self.referrals_made.put(f"{entity_id}/{ref.referral_id}", None, _day(ref.made_at), (new, ref))
 
     def rows(self, at: dt.datetime) -> list[Row]:
         """Every indicator value as of ``at`` (no targets yet)."""

@@ -103,11 +103,12 @@ def _drd_window_rows(scopes: Scopes, window: str, counts: Counter[tuple]) -> Ite
 
 
 def _p2_tallies(scopes: Scopes, at: dt.datetime, referrals: Iterable[tuple[SpellFact, Referral]]) -> Counter[tuple]:
-    """Per (``due`` | ``planned``, scope key): pathway-2 referrals whose 48 hours have elapsed by T, and those of
-    them planned within 48 h. Depends on T only until 48 h after the referral: a day's tallies settle then."""
+    """Per (``due`` | ``planned``, scope key): pathway-2 referrals (all that ``referrals_made`` holds) whose 48 hours
+    have elapsed by T, and those of them planned within 48 h. Depends on T only until 48 h after the referral: a
+    day's tallies settle then."""
     counts: Counter[tuple] = Counter()
     for spell, ref in referrals:
-        if ref.pathway != 2 or ref.made_at + PLAN_WITHIN > at:
+        if ref.made_at + PLAN_WITHIN > at:
             continue
         planned = _planned_in_time(ref, at)
         for key in scopes.bed_keys(spell.org_code, spell.site_code):
