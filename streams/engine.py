@@ -44,8 +44,9 @@ class Engine:
                 self.rejected.append((event, exc.reason))
                 continue
             batch.append(event)
+        apply = self.aggregator.apply
         for update in self.tracker.ingest_many(batch, known=True):  # checked just above
-            self.aggregator.apply(update.kind, update.entity_id, update.fact, update.evidence)
+            apply(*update)  # kind, entity id, fact, evidence
         if self.tracker.clock is not None:
             self.aggregator.observe(self.tracker.clock)
         return len(batch)
