@@ -298,11 +298,16 @@ def finished(
     ts = at.astimezone(dt.UTC)
     out: list[SnapshotRow] = []
     append, make = out.append, tuple.__new__
-    for row in rows:
-        value, target = in_force[row[0]]
+    for indicator, window, scope_type, scope, value, num, den in rows:
+        target_value, target = in_force[indicator]
         # Row's fields are SnapshotRow's from the indicator to the denominator (the indicator functions yield only
         # the Window names and scope types the record allows); made as a tuple of that class, as ``SnapshotRow(...)``
-        # would after binding eleven arguments in Python.
-        status = "none" if target is None else judge(row[4], target)
-        append(make(SnapshotRow, (ts, *row, value, status, computed_at)))
+        # would after binding eleven arguments in Python, and spelt out (a starred row builds a list first).
+        status = "none" if target is None else judge(value, target)
+        append(
+            make(
+                SnapshotRow,
+                (ts, indicator, window, scope_type, scope, value, num, den, target_value, status, computed_at),
+            )
+        )
     return out
