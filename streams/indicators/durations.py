@@ -51,9 +51,9 @@ def _combined(found: list[Durations]) -> Durations:
     runs = [run for durations in found for run in durations.runs]
     total_us = sum(durations.total_us for durations in found)
     n = sum(durations.n for durations in found)
-    first = runs[0]
+    first, rest = runs[0], runs[1:]
     if 2 * len(first) > n:  # longer than the other runs together
-        return Durations((first, sorted(chain.from_iterable(runs[1:]))), total_us, n)
+        return Durations((first, rest[0] if len(rest) == 1 else sorted(chain.from_iterable(rest))), total_us, n)
     return Durations((sorted(chain.from_iterable(runs)),), total_us, n)  # sorted merges sorted runs in linear time
 
 
