@@ -6,7 +6,9 @@ the same events always give the same fact, whatever order they were delivered in
 
 Events are told apart by exact type (``type(e) is``), the commonest first: a replay derives millions of facts, and
 a missed ``isinstance`` on a pydantic model (or a ``match`` class pattern, which is one) costs ~0.1 µs, ten of them
-per event in a spell. The event models are final classes (nothing subclasses them), so the two tests agree.
+per event in a spell. The event models are final classes (nothing subclasses them), so the two tests agree. Facts
+are built with positional arguments, in their fields' order: a named tuple binds keywords in Python (~0.7 µs more
+per fact).
 """
 
 from __future__ import annotations
@@ -41,14 +43,14 @@ def derive_attendance(events: Sequence[ev.Envelope]) -> AttendanceFact | None:
         clock_start += AMBULANCE_HANDOVER_GRACE
         if handover is not None and arrived.occurred_at <= handover < clock_start:
             clock_start = handover
-    return AttendanceFact(
-        attendance_id=arrived.attendance_id,
-        org_code=arrived.org_code,
-        site_code=arrived.site_code,
-        department_type=arrived.department_type,
-        arrival=arrived.occurred_at,
-        clock_start=clock_start,
-        departure=departure,
+    return AttendanceFact(  # positional (see the module doc), in the fields' order
+        arrived.attendance_id,
+        arrived.org_code,
+        arrived.site_code,
+        arrived.department_type,
+        arrived.occurred_at,  # arrival
+        clock_start,
+        departure,
     )
 
 
@@ -79,10 +81,15 @@ def derive_incident(events: Sequence[ev.Envelope]) -> IncidentFact | None:
         return None
     stop = category = None
     if start is not None:
-        arrivals = [e for e in resources if e.occurred_at >= start.occurred_at]
-        stop = next((e.occurred_at for e in arrivals if e.transport_capable), None)
-        if stop is None and arrivals and last_closure is not None and not last_closure.conveyed:
-            stop = arrivals[0].occurred_at
+        first_arrival = None  # the first resource at scene after the clock start
+        for e in resources:
+            if e.occurred_at >= start.occurred_at:
+                first_arrival = first_arrival or e.occurred_at
+                if e.transport_capable:
+                    stop = e.occurred_at
+                    break
+        if stop is None and first_arrival is not None and last_closure is not None and not last_closure.conveyed:
+            stop = first_arrival
         if stop is not None:
             for e in categorised:
                 if e.occurred_at <= stop:
@@ -91,15 +98,15 @@ def derive_incident(events: Sequence[ev.Envelope]) -> IncidentFact | None:
     if at_hospital is not None:
         handover_at = next((e.occurred_at for e in handovers if e.occurred_at >= at_hospital.occurred_at), None)
     first = start or at_hospital
-    return IncidentFact(
-        incident_id=first.incident_id,  # type: ignore[union-attr]
-        org_code=first.org_code,  # type: ignore[union-attr]
-        clock_start=None if start is None else start.occurred_at,
-        stop=stop,
-        category=category,
-        hospital_site=None if at_hospital is None else at_hospital.site_code,
-        at_hospital=None if at_hospital is None else at_hospital.occurred_at,
-        handover_at=handover_at,
+    return IncidentFact(  # positional (see the module doc), in the fields' order
+        first.incident_id,  # type: ignore[union-attr]
+        first.org_code,  # type: ignore[union-attr]
+        None if start is None else start.occurred_at,  # clock_start
+        stop,
+        category,
+        None if at_hospital is None else at_hospital.site_code,  # hospital_site
+        None if at_hospital is None else at_hospital.occurred_at,  # at_hospital
+        handover_at,
     )
 
 
@@ -155,24 +162,26 @@ def derive_spell(events: Sequence[ev.Envelope]) -> SpellFact | None:  # noqa: C9
     if admitted is None or admission_bed is None:
         return None
     bed_category, escalation, bed_site = transfers[-1] if transfers else admission_bed
-    plan_since_drd = drd_set_at is not None and any(
-        made >= drd_set_at and ref in plans for ref, (made, _) in referrals.items()
-    )
-    return SpellFact(
-        spell_id=admitted.spell_id,
-        org_code=org_code or admitted.org_code,
-        site_code=bed_site or site_code,
-        admitted_at=admitted.occurred_at,
-        discharged_at=discharged_at,
-        bed_category=bed_category,
-        escalation_bed=escalation,
-        drd=drd,
-        pathway=pathway,
-        plan_since_drd=plan_since_drd,
-        drd_at_discharge=drd_at_discharge,
-        referrals=tuple(
-            Referral(ref, pathway_, made, plans.get(ref)) for ref, (made, pathway_) in sorted(referrals.items())
-        ),
+    plan_since_drd = False
+    held: tuple[Referral, ...] = ()
+    if referrals:  # most spells have none
+        plan_since_drd = drd_set_at is not None and any(
+            made >= drd_set_at and ref in plans for ref, (made, _) in referrals.items()
+        )
+        held = tuple(Referral(ref, p, made, plans.get(ref)) for ref, (made, p) in sorted(referrals.items()))
+    return SpellFact(  # positional (see the module doc), in the fields' order
+        admitted.spell_id,
+        org_code or admitted.org_code,
+        bed_site or site_code,  # site_code
+        admitted.occurred_at,  # admitted_at
+        discharged_at,
+        bed_category,
+        escalation,  # escalation_bed
+        drd,
+        pathway,
+        plan_since_drd,
+        drd_at_discharge,
+        held,  # referrals
     )
 
 
