@@ -77,7 +77,8 @@ def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
     """The live bed counts per scope, from the open spells' groups (:class:`OccupiedBeds`) as of T.
 
     The groups are first folded by what T makes of them (a discharge ready date becomes NCTR or not, 21+ days or
-    not), so the few hundred groups of distinct dates become a few dozen before each is spread over its scopes."""
+    not), so the groups of distinct dates (~100 in a simulated ICB) become ~30 before each is spread over its
+    scopes."""
     today = local_date(at)
     long_stay = today - dt.timedelta(days=NCTR_LONG_DAYS)
     as_of_t: Counter[tuple] = Counter()
@@ -85,7 +86,7 @@ def compute(agg: Aggregator, at: dt.datetime, scopes: Scopes) -> Iterator[Row]:
         at, agg.open_spells.values()
     ).items():
         if is_nctr(drd, today):
-            # MOFD awaiting a plan are counted by pathway (0 has no suffix: not counted by pathway)
+            # a DRD is set (is_nctr); whether awaiting a plan, and the pathway, count only for NCTR spells
             as_of_t[(org, site, escalation_bed, True, drd <= long_stay, awaiting, pathway)] += n  # type: ignore[operator]
         else:
             as_of_t[(org, site, escalation_bed, False, False, False, None)] += n
