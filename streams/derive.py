@@ -163,12 +163,12 @@ def derive_spell(events: Sequence[ev.Envelope]) -> SpellFact | None:  # noqa: C9
         return None
     bed_category, escalation, bed_site = transfers[-1] if transfers else admission_bed
     plan_since_drd = False
-    held: tuple[Referral, ...] = ()
+    referral_facts: tuple[Referral, ...] = ()
     if referrals:  # most spells have none
         plan_since_drd = drd_set_at is not None and any(
             made >= drd_set_at and ref in plans for ref, (made, _) in referrals.items()
         )
-        held = tuple(Referral(ref, p, made, plans.get(ref)) for ref, (made, p) in sorted(referrals.items()))
+        referral_facts = tuple(Referral(r, p, made, plans.get(r)) for r, (made, p) in sorted(referrals.items()))
     return SpellFact(  # positional (see the module doc), in the fields' order
         admitted.spell_id,
         org_code or admitted.org_code,
@@ -181,7 +181,7 @@ def derive_spell(events: Sequence[ev.Envelope]) -> SpellFact | None:  # noqa: C9
         pathway,
         plan_since_drd,
         drd_at_discharge,
-        held,  # referrals
+        referral_facts,
     )
 
 
