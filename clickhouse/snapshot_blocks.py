@@ -9,7 +9,8 @@ processes, each process builds its own rows' bytes, and bytes cross a pipe for n
 The bytes are the ``indicator_snapshots`` columns in :data:`COLUMNS` order (migration 002): the times as milliseconds
 since the epoch (``DateTime64(3)``, floored as clickhouse-connect floors them), each string as its UTF-8 length
 (LEB128) and bytes, each ``Nullable(Float64)`` as a null flag and, when not null, the IEEE double (exact: no text
-round trip). Blocks of rows join by concatenation.
+round trip; a zero is written as +0.0, since a negative zero means nothing in an indicator). Blocks of rows join by
+concatenation.
 """
 
 from __future__ import annotations
@@ -69,49 +70,66 @@ def _key(indicator: str, window: str, scope_type: str, scope_code: str) -> bytes
 
 
 def _nullable(value: float | None) -> bytes:
-    return _NULL if value is None else b"\x00" + _pack_double(value)
+    return _NULL if value is None else b"\x00" + _pack_double(value + 0.0)  # + 0.0: -0.0 becomes +0.0, an int a float
+
+
+def _series_and_values(row: SnapshotRow) -> bytes:
+    """A row's bytes between its two times: the strings naming its series, its four numbers and its status."""
+    _, indicator, window, scope_type, scope_code, value, numerator, denominator, target, status, _ = row
+    return b"".join(
+        (
+            _key(indicator, window, scope_type, scope_code),
+            _nullable(value),
+            _nullable(numerator),
+            _nullable(denominator),
+            _nullable(target),
+            _string(status),
+        )
+    )
+
+
+class SnapshotEncoder:
+    """Makes snapshot rows into blocks, remembering the bytes of each row's middle (everything but its two times).
+
+    Why: an hourly snapshot repeats most of the previous ones' values (the last month's rows all month, zeros,
+    counts that did not move): in a simulated ICB's hourly snapshots, 92% of rows had a middle already seen that
+    month. Looking it up costs about half of encoding it. Rows equal as tuples have equal bytes (``_nullable`` writes
+    a zero as +0.0 and an int as a float), so the memo is exact. It is emptied when it holds :attr:`limit` middles
+    (~300 bytes each)."""
+
+    __slots__ = ("_middles", "limit")
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._middles: dict[tuple, bytes] = {}
+        self.limit = limit
+
+    def block(self, rows: Sequence[SnapshotRow]) -> SnapshotBlock:
+        """``rows`` as the bytes :meth:`Store.insert_snapshot_block` inserts."""
+        middles = self._middles
+        if len(middles) >= self.limit:
+            middles.clear()
+        found = middles.get
+        out: list[bytes] = []
+        extend = out.extend
+        ts: dt.datetime | None = None
+        computed_at: dt.datetime | None = None
+        ts_bytes = computed_bytes = b""
+        for row in rows:
+            if row[0] is not ts:  # a snapshot's rows share their two times (the same objects)
+                ts = row[0]
+                ts_bytes = _time(ts)
+            if row[10] is not computed_at:
+                computed_at = row[10]
+                computed_bytes = _time(computed_at)
+            key = row[1:10]
+            middle = found(key)
+            if middle is None:
+                middle = middles[key] = _series_and_values(row)
+            extend((ts_bytes, middle, computed_bytes))
+        return SnapshotBlock(b"".join(out), len(rows))
 
 
 def snapshot_block(rows: Sequence[SnapshotRow]) -> SnapshotBlock:
-    """``rows`` as the bytes :meth:`Store.insert_snapshot_block` inserts."""
-    times: dict[dt.datetime, bytes] = {}  # a snapshot's rows share their two times
-
-    def time_of(value: dt.datetime) -> bytes:
-        data = times.get(value)
-        if data is None:
-            data = times[value] = _time(value)
-        return data
-
-    key, string, nullable = _key, _string, _nullable
-    return SnapshotBlock(
-        b"".join(
-            [
-                b"".join(
-                    (
-                        time_of(ts),
-                        key(indicator, window, scope_type, scope_code),
-                        nullable(value),
-                        nullable(numerator),
-                        nullable(denominator),
-                        nullable(target),
-                        string(status),
-                        time_of(computed_at),
-                    )
-                )
-                for (
-                    ts,
-                    indicator,
-                    window,
-                    scope_type,
-                    scope_code,
-                    value,
-                    numerator,
-                    denominator,
-                    target,
-                    status,
-                    computed_at,
-                ) in rows
-            ]
-        ),
-        len(rows),
-    )
+    """``rows`` as the bytes :meth:`Store.insert_snapshot_block` inserts (one-off: a stream of snapshots keeps one
+    :class:`SnapshotEncoder`)."""
+    return SnapshotEncoder().block(rows)

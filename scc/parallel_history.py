@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from clickhouse.snapshot_blocks import SnapshotBlock, snapshot_block
+from clickhouse.snapshot_blocks import SnapshotBlock, SnapshotEncoder
 from scc.history import parsed_payloads
 from schemas.alerts import AlertEvent
 from schemas.config import PlatformConfig
@@ -232,10 +232,11 @@ def handed_on(
     progress is reported."""
     snapshots: list[SnapshotRow] = []
     alerts: list[AlertEvent] = []
+    encoder = SnapshotEncoder()
     for n, (batch, new_alerts) in enumerate(steps, start=1):
         alerts.extend(new_alerts)
         if emit is not None:
-            emit(batch if isinstance(batch, SnapshotBlock) else snapshot_block(batch))
+            emit(batch if isinstance(batch, SnapshotBlock) else encoder.block(batch))
         elif isinstance(batch, SnapshotBlock):
             raise RuntimeError("snapshot rows came as bytes with nowhere to send them")
         else:
@@ -252,6 +253,7 @@ def _merged(
     rows of the others it reads) and their alerts; the rows as bytes when the groups send them so."""
     alerting = AlertTracker(config)  # OPEL's rows' alerts: every other row's are tracked in its group's process
     targets = TargetsInForce(config)
+    encoder = SnapshotEncoder()
     # strict: every group sends one entry per time, and its generator reads the group's closing message at the end
     for t, *parts in zip(times, *(group.rows() for group in groups), strict=True):
         read = [row for _, _, part_read, _ in parts for row in part_read]
@@ -261,7 +263,7 @@ def _merged(
         alerts.extend(alerting.update(opel_batch))
         batches = [batch for batch, *_ in parts]
         if as_blocks:  # every group sent bytes, as it was asked
-            yield SnapshotBlock.joined([*batches, snapshot_block(opel_batch)]), alerts
+            yield SnapshotBlock.joined([*batches, encoder.block(opel_batch)]), alerts
         else:
             yield [row for rows in batches for row in rows] + opel_batch, alerts
 
@@ -345,13 +347,14 @@ def _evaluate_part(connection: Connection, part: Part, config: PlatformConfig, o
         alerting = AlertTracker(config)
         declares = "opel" in part.kinds
         opel_reads = read_by(config.opel)
+        encoder = SnapshotEncoder()
         pending: list[BoundaryRows] = []
         held = 0
         for t in engine.ingest_up_to_each(events, times):
             rows = finished(aggregator.domain_rows(t, part.kinds), t, aggregator.targets, dt.datetime.now(dt.UTC))
             declared = aggregator.declared_rows(t) if declares else []
             read = [row for row in rows if (row.indicator, row.window) in opel_reads]
-            batch = snapshot_block(rows) if as_blocks else rows
+            batch = encoder.block(rows) if as_blocks else rows
             pending.append((batch, alerting.update(rows), read, declared))
             held += len(rows) + len(declared)
             if held >= ROWS_PER_MESSAGE:

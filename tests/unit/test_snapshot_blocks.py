@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
-from clickhouse.snapshot_blocks import SnapshotBlock, snapshot_block
+from clickhouse.snapshot_blocks import SnapshotBlock, SnapshotEncoder, snapshot_block
 from clickhouse.store import Store
 from schemas.indicators import SnapshotRow
 
@@ -62,3 +63,28 @@ def test_blocks_join_by_concatenation_and_an_empty_one_inserts_nothing(store: St
     assert joined == snapshot_block(rows)
     assert store.insert_snapshot_block(snapshot_block([])) == 0
     assert store.query_rows("SELECT count() FROM scc.indicator_snapshots") == [(0,)]
+
+
+def test_a_negative_zero_is_stored_as_zero(store: Store) -> None:
+    """A negative zero means nothing in an indicator; writing every zero as +0.0 is what makes rows equal as tuples
+    encode alike (the encoder's memo relies on it)."""
+    store.insert_snapshot_block(snapshot_block(_rows()[3:]))
+    value, numerator = store.query_rows("SELECT value, numerator FROM scc.indicator_snapshots")[0]
+    assert value == 0.0 and math.copysign(1.0, value) == 1.0
+    assert numerator == -1e-310  # a tiny negative stays what it is
+
+
+def test_an_encoder_gives_each_block_the_bytes_of_a_fresh_encoding() -> None:
+    """The memo of rows' middles is exact across blocks (the same series and values at new times, an int beside its
+    float, -0.0 beside 0.0) and when it is emptied at its limit."""
+    rows = _rows()
+    later = [
+        r._replace(ts=r.ts + dt.timedelta(hours=1), computed_at=r.computed_at + dt.timedelta(seconds=1)) for r in rows
+    ]
+    signs = [rows[2]._replace(value=7.0, numerator=7.0), rows[0]._replace(value=0.0), rows[0]._replace(value=-0.0)]
+    blocks = [rows, later, signs, rows[::-1], later]
+    for limit in (100_000, 2):
+        encoder = SnapshotEncoder(limit=limit)
+        assert [encoder.block(b) for b in blocks] == [SnapshotBlock(snapshot_block(b).block, len(b)) for b in blocks]
+    assert snapshot_block(signs[1:2]) == snapshot_block(signs[2:3])
+    assert snapshot_block(rows[2:3]) == snapshot_block(signs[:1])
