@@ -71,6 +71,9 @@ NOT_FOR_ANALYSTS = frozenset(
         # insert points of 007_event_lines and their views: Null tables that keep nothing (raw_* holds the rows)
         *INSERT_POINT_OF_RAW_TABLE.values(),
         *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
+        # the insert point of 009_snapshot_rows and its view (indicator_snapshots holds the rows)
+        "indicator_snapshot_rows",
+        "indicator_snapshot_rows_mv",
     }
 )
 """Tables the analyst role has no reason to read at all."""

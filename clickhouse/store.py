@@ -317,12 +317,13 @@ class Store:
         return len(snapshots)
 
     def insert_snapshot_block(self, block: SnapshotBlock) -> int:
-        """Insert snapshot rows made into bytes by :func:`~clickhouse.snapshot_blocks.snapshot_block` (a replay's):
-        the same rows as :meth:`insert_snapshots`, ClickHouse's own work only (on chDB, with the GIL released)."""
+        """Insert snapshot rows made into bytes by :class:`~clickhouse.snapshot_blocks.SnapshotEncoder` (a replay's):
+        the same rows as :meth:`insert_snapshots`, ClickHouse's own work only (on chDB, with the GIL released),
+        through the insert point of migration 009, which reads the names as plain strings."""
         if not block.rows:
             return 0
         self.client.raw_insert(
-            self.table("indicator_snapshots"), SNAPSHOT_COLUMNS, insert_block=block.block, fmt="RowBinary"
+            self.table("indicator_snapshot_rows"), SNAPSHOT_COLUMNS, insert_block=block.block, fmt="RowBinary"
         )
         return block.rows
 

@@ -10,7 +10,8 @@
 -- The analyst marts (006_analyst_marts) are finalized copies of those views, the same columns without spells.bed:
 -- analysts read them all. Their refreshable views (*_mart_refresh) are in NOT_FOR_ANALYSTS as well.
 -- The raw tables' insert points (007_event_lines: raw_*_lines, Null tables that keep nothing, and their views
--- raw_*_lines_mv) are in NOT_FOR_ANALYSTS too; scc_writer inserts into them under its INSERT on {db}.*.
+-- raw_*_lines_mv) are in NOT_FOR_ANALYSTS too; scc_writer inserts into them under its INSERT on {db}.*. So are the
+-- snapshot rows' insert point (009_snapshot_rows: indicator_snapshot_rows and indicator_snapshot_rows_mv).
 -- A column a later migration adds is granted to nobody until it is added here: tests/unit/test_access.py fails
 -- until every column of every table is either granted below or listed in clickhouse/access.py IDENTIFIER_COLUMNS.
 

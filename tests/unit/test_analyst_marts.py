@@ -57,6 +57,7 @@ INCREMENTAL_VIEWS = {
     "spell_state_adt_mv",
     "spell_state_discharge_mv",
     *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),  # 007: their sources are Null tables
+    "indicator_snapshot_rows_mv",  # 009: so is its source
 }
 
 

@@ -57,6 +57,17 @@ def test_a_block_stores_what_the_columnar_insert_stores(store: Store) -> None:
     assert stored[2][0] == dt.datetime(2026, 3, 29, 1, 0, 0, 123_000)  # floored to the millisecond
 
 
+def test_the_insert_point_has_every_column_of_the_table(store: Store) -> None:
+    """Migration 009's Null table takes the table's columns in its order, as plain strings where the table keeps
+    LowCardinality ones: a column added to indicator_snapshots and not to it fails here."""
+    columns = "SELECT name, type FROM system.columns WHERE database = 'scc' AND table = {t:String} ORDER BY position"
+    table = store.query_rows(columns, {"t": "indicator_snapshots"})
+    point = store.query_rows(columns, {"t": "indicator_snapshot_rows"})
+    assert [name for name, _ in table] == [name for name, _ in point] == list(SnapshotRow._fields)
+    assert [t.replace("LowCardinality(String)", "String") for _, t in table] == [t for _, t in point]
+    assert store.query_rows("SELECT count() FROM scc.indicator_snapshot_rows") == [(0,)]  # keeps nothing
+
+
 def test_blocks_join_by_concatenation_and_an_empty_one_inserts_nothing(store: Store) -> None:
     rows = _rows()
     joined = SnapshotBlock.joined([snapshot_block(rows[:1]), snapshot_block([]), snapshot_block(rows[1:])])

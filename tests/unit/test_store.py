@@ -147,6 +147,7 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
                 "006_analyst_marts",
                 "007_event_lines",
                 "008_event_lines_parse_once",
+                "009_snapshot_rows",
             ]
         )
         ddl = s.query_rows("SELECT name, create_table_query FROM system.tables WHERE database = 'scc' ORDER BY name")
@@ -186,6 +187,8 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "spells_mart_refresh",
             *INSERT_POINT_OF_RAW_TABLE.values(),
             *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
+            "indicator_snapshot_rows",
+            "indicator_snapshot_rows_mv",
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
