@@ -95,7 +95,7 @@ class SnapshotEncoder:
     counts that did not move): in a simulated ICB's hourly snapshots, 92% of rows had a middle already seen that
     month. Looking it up costs about half of encoding it. Rows equal as tuples have equal bytes (``_nullable`` writes
     a zero as +0.0 and an int as a float), so the memo is exact. It is emptied when it holds :attr:`limit` middles
-    (~300 bytes each)."""
+    (~250 bytes each with their keys, traced over the 10-day sample's 78,270: ~25 MB at the limit)."""
 
     __slots__ = ("_middles", "limit")
 
