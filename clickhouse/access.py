@@ -39,7 +39,15 @@ from pathlib import Path
 
 import clickhouse_connect
 
-from clickhouse.store import DEFAULT_DATABASE, INSERT_POINT_OF_RAW_TABLE, Store, StoreError, mask_dsn, parse_dsn
+from clickhouse.store import (
+    DEFAULT_DATABASE,
+    INSERT_POINT_OF_RAW_TABLE,
+    SNAPSHOT_INSERT_POINT,
+    Store,
+    StoreError,
+    mask_dsn,
+    parse_dsn,
+)
 
 ADMIN = "scc_admin"
 WRITER = "scc_writer"
@@ -72,8 +80,8 @@ NOT_FOR_ANALYSTS = frozenset(
         *INSERT_POINT_OF_RAW_TABLE.values(),
         *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
         # the insert point of 009_snapshot_rows and its view (indicator_snapshots holds the rows)
-        "indicator_snapshot_rows",
-        "indicator_snapshot_rows_mv",
+        SNAPSHOT_INSERT_POINT,
+        f"{SNAPSHOT_INSERT_POINT}_mv",
     }
 )
 """Tables the analyst role has no reason to read at all."""

@@ -42,6 +42,9 @@ RAW_TABLE_OF_TOPIC: dict[str, str] = {
 INSERT_POINT_OF_RAW_TABLE: dict[str, str] = {table: f"{table}_lines" for table in RAW_TABLE_OF_TOPIC.values()}
 """Raw table -> the Null table events are inserted into (migration 007); its view ``<insert point>_mv`` fills the
 raw table."""
+SNAPSHOT_INSERT_POINT = "indicator_snapshot_rows"
+"""The Null table a replay's snapshot rows are inserted into (migration 009); its view ``<insert point>_mv`` fills
+``indicator_snapshots``."""
 
 _LINE_COLUMNS = ("kafka_partition", "kafka_offset", "payload")
 """Columns of the raw tables' insert points, ``raw_<topic>_lines`` (migration 007)."""
@@ -323,7 +326,7 @@ class Store:
         if not block.rows:
             return 0
         self.client.raw_insert(
-            self.table("indicator_snapshot_rows"), SNAPSHOT_COLUMNS, insert_block=block.block, fmt="RowBinary"
+            self.table(SNAPSHOT_INSERT_POINT), SNAPSHOT_COLUMNS, insert_block=block.block, fmt="RowBinary"
         )
         return block.rows
 

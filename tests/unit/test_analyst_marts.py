@@ -26,7 +26,7 @@ from clickhouse.migrate import (
     refresh_marts,
     refreshable_views,
 )
-from clickhouse.store import INSERT_POINT_OF_RAW_TABLE, Store, open_store
+from clickhouse.store import INSERT_POINT_OF_RAW_TABLE, SNAPSHOT_INSERT_POINT, Store, open_store
 from schemas.events import Envelope, topic_of
 from tests.unit.test_entity_tables import load
 
@@ -57,7 +57,7 @@ INCREMENTAL_VIEWS = {
     "spell_state_adt_mv",
     "spell_state_discharge_mv",
     *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),  # 007: their sources are Null tables
-    "indicator_snapshot_rows_mv",  # 009: so is its source
+    f"{SNAPSHOT_INSERT_POINT}_mv",  # 009: so is its source
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from clickhouse.migrate import available_migrations, migrate
 from clickhouse.store import (
     INSERT_POINT_OF_RAW_TABLE,
+    SNAPSHOT_INSERT_POINT,
     DeadLetter,
     FirstCopies,
     Store,
@@ -187,8 +188,8 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "spells_mart_refresh",
             *INSERT_POINT_OF_RAW_TABLE.values(),
             *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
-            "indicator_snapshot_rows",
-            "indicator_snapshot_rows_mv",
+            SNAPSHOT_INSERT_POINT,
+            f"{SNAPSHOT_INSERT_POINT}_mv",
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
