@@ -41,12 +41,12 @@ import clickhouse_connect
 
 from clickhouse.store import (
     DEFAULT_DATABASE,
-    INSERT_POINT_OF_RAW_TABLE,
-    SNAPSHOT_INSERT_POINT,
+    INSERT_POINTS,
     Store,
     StoreError,
     mask_dsn,
     parse_dsn,
+    view_of_insert_point,
 )
 
 ADMIN = "scc_admin"
@@ -76,12 +76,10 @@ NOT_FOR_ANALYSTS = frozenset(
         "ed_attendances_mart_refresh",
         "ambulance_responses_mart_refresh",
         "spells_mart_refresh",
-        # insert points of 007_event_lines and their views: Null tables that keep nothing (raw_* holds the rows)
-        *INSERT_POINT_OF_RAW_TABLE.values(),
-        *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
-        # the insert point of 009_snapshot_rows and its view (indicator_snapshots holds the rows)
-        SNAPSHOT_INSERT_POINT,
-        f"{SNAPSHOT_INSERT_POINT}_mv",
+        # insert points of 007_event_lines and 009_snapshot_rows and their views: Null tables that keep nothing
+        # (raw_* and indicator_snapshots hold the rows)
+        *INSERT_POINTS,
+        *map(view_of_insert_point, INSERT_POINTS),
     }
 )
 """Tables the analyst role has no reason to read at all."""

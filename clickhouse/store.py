@@ -45,6 +45,14 @@ raw table."""
 SNAPSHOT_INSERT_POINT = "indicator_snapshot_rows"
 """The Null table a replay's snapshot rows are inserted into (migration 009); its view ``<insert point>_mv`` fills
 ``indicator_snapshots``."""
+INSERT_POINTS: tuple[str, ...] = (*INSERT_POINT_OF_RAW_TABLE.values(), SNAPSHOT_INSERT_POINT)
+"""Every Null table rows are inserted into (migrations 007 and 009): they keep nothing."""
+
+
+def view_of_insert_point(point: str) -> str:
+    """The materialized view that carries an insert point's rows into the table that keeps them."""
+    return f"{point}_mv"
+
 
 _LINE_COLUMNS = ("kafka_partition", "kafka_offset", "payload")
 """Columns of the raw tables' insert points, ``raw_<topic>_lines`` (migration 007)."""

@@ -26,7 +26,7 @@ from clickhouse.migrate import (
     refresh_marts,
     refreshable_views,
 )
-from clickhouse.store import INSERT_POINT_OF_RAW_TABLE, SNAPSHOT_INSERT_POINT, Store, open_store
+from clickhouse.store import INSERT_POINTS, Store, open_store, view_of_insert_point
 from schemas.events import Envelope, topic_of
 from tests.unit.test_entity_tables import load
 
@@ -56,8 +56,7 @@ INCREMENTAL_VIEWS = {
     "ambulance_incident_state_mv",
     "spell_state_adt_mv",
     "spell_state_discharge_mv",
-    *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),  # 007: their sources are Null tables
-    f"{SNAPSHOT_INSERT_POINT}_mv",  # 009: so is its source
+    *map(view_of_insert_point, INSERT_POINTS),  # 007 and 009: their sources are Null tables
 }
 
 

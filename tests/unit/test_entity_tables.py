@@ -20,7 +20,7 @@ from events_factory import simulated_llr
 from bench.queries import entity_queries
 from clickhouse.migrate import available_migrations, backfill, materialized_views, migrate
 from clickhouse.recompute import ed_facts_sql, responses_sql, scope_parameters, spell_facts_sql
-from clickhouse.store import SNAPSHOT_INSERT_POINT, Store
+from clickhouse.store import INSERT_POINTS, Store, view_of_insert_point
 from schemas.config import load_config
 from schemas.events import Envelope, topic_of
 
@@ -151,7 +151,7 @@ def test_backfill_of_a_store_migrated_after_its_events_arrived_is_exact_and_idem
     store.command(f"DROP TABLE IF EXISTS {store.table('schema_migrations')}")
     applied = migrate(store)  # 001-004 are CREATE ... IF NOT EXISTS: only 005 changes anything
     assert "005_entity_tables" in applied
-    insert_points = {v for v in materialized_views(store) if "_lines_" in v or v == f"{SNAPSHOT_INSERT_POINT}_mv"}
+    insert_points = set(map(view_of_insert_point, INSERT_POINTS))
     assert set(materialized_views(store)) - insert_points == {
         "ed_attendance_state_mv",
         "ambulance_incident_state_mv",

@@ -11,8 +11,7 @@ import pytest
 
 from clickhouse.migrate import available_migrations, migrate
 from clickhouse.store import (
-    INSERT_POINT_OF_RAW_TABLE,
-    SNAPSHOT_INSERT_POINT,
+    INSERT_POINTS,
     DeadLetter,
     FirstCopies,
     Store,
@@ -21,6 +20,7 @@ from clickhouse.store import (
     open_store,
     parse_dsn,
     raw_key,
+    view_of_insert_point,
 )
 from schemas.events import dump_event, parse_event
 from schemas.indicators import IndicatorSnapshot
@@ -186,10 +186,8 @@ def test_migrate_twice_is_idempotent(tmp_path: Path) -> None:
             "ambulance_responses_mart_refresh",
             "spells_mart",
             "spells_mart_refresh",
-            *INSERT_POINT_OF_RAW_TABLE.values(),
-            *(f"{point}_mv" for point in INSERT_POINT_OF_RAW_TABLE.values()),
-            SNAPSHOT_INSERT_POINT,
-            f"{SNAPSHOT_INSERT_POINT}_mv",
+            *INSERT_POINTS,
+            *map(view_of_insert_point, INSERT_POINTS),
         }
         comments = dict(s.query_rows("SELECT name, comment FROM system.tables WHERE database = 'scc'"))
         assert all(comments[t] for t in tables)
