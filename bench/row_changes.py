@@ -1,0 +1,127 @@
+"""How many of a history's snapshot rows equal the same row one snapshot earlier, by indicator family and window.
+
+Why: the hourly replays (rows 6–7, 10–11, 28–29, 32–33 of docs/performance.md) spend about half their evaluation
+making snapshot rows, and every snapshot makes all of them afresh from the windows' summaries. The share of rows
+(and of whole families' windows) that come out the same as an hour before bounds what an engine that makes only
+the rows whose inputs changed could save; it says nothing of what finding those rows would cost. It depends on
+the sample's event rate: a simulated ICB sends a few hundred events an hour, a busy one more.
+
+What is counted, on one simulated sample (``--days`` after a 7-day warm-up, as ``bench.replay``), evaluated in one
+process with snapshots every ``--every`` minutes: for each snapshot after the first, each row (indicator, window,
+scope) whose value, numerator and denominator equal the previous snapshot's; and each *group*, a family's rows of
+one window (the family is the indicator's name up to its first ``_``: ``ed``, ``amb``, ``mofd``...), whose rows
+all do.
+
+Run: ``python -m bench.row_changes [--days 10] [--every 60]`` (~1 minute for 10 days hourly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+
+from schemas.indicators import SnapshotRow
+
+Group = tuple[str, str]
+"""(family, window): the rows one indicator module makes for one window."""
+RowKey = tuple[str, str, str, str]
+"""(indicator, window, scope type, scope code): one row of every snapshot."""
+Values = tuple[float | None, float | None, float | None]
+
+
+@dataclass
+class Repeats:
+    """Rows and groups seen (after the first snapshot), and how many equalled the previous snapshot's."""
+
+    rows: Counter[Group] = field(default_factory=Counter)
+    same_rows: Counter[Group] = field(default_factory=Counter)
+    groups: Counter[Group] = field(default_factory=Counter)
+    same_groups: Counter[Group] = field(default_factory=Counter)
+    snapshots: int = 0
+
+
+def family(indicator: str) -> str:
+    return indicator.split("_", 1)[0]
+
+
+def repeats(snapshots: Iterable[Sequence[SnapshotRow]]) -> Repeats:
+    """Count, for each snapshot after the first, its rows and groups equal to the snapshot before's (a row new
+    since then, e.g. a scope that first appears, counts as changed)."""
+    found = Repeats()
+    previous: dict[RowKey, Values] | None = None
+    for rows in snapshots:
+        found.snapshots += 1
+        current: dict[RowKey, Values] = {
+            (r.indicator, r.window, r.scope_type, r.scope_code): (r.value, r.numerator, r.denominator) for r in rows
+        }
+        if previous is not None:
+            changed: set[Group] = set()
+            for key, values in current.items():
+                group = (family(key[0]), key[1])
+                found.rows[group] += 1
+                if previous.get(key) == values:
+                    found.same_rows[group] += 1
+                else:
+                    changed.add(group)
+            for group in {(family(key[0]), key[1]) for key in current}:
+                found.groups[group] += 1
+                if group not in changed:
+                    found.same_groups[group] += 1
+        previous = current
+    return found
+
+
+def table(found: Repeats) -> str:
+    """The counts as markdown, the families' windows with the most rows first."""
+    compared = max(found.snapshots - 1, 1)
+    all_rows, all_same = sum(found.rows.values()), sum(found.same_rows.values())
+    all_groups, all_same_groups = sum(found.groups.values()), sum(found.same_groups.values())
+    lines = [
+        "| family | window | rows per snapshot | rows as the snapshot before | groups all as before |",
+        "|---|---|---|---|---|",
+        f"| all | all | {all_rows / compared:.0f} | {all_same / max(all_rows, 1):.1%} | "
+        f"{all_same_groups / max(all_groups, 1):.1%} |",
+    ]
+    for group in sorted(found.rows, key=lambda g: (-found.rows[g], g)):
+        rows, groups = found.rows[group], found.groups[group]
+        lines.append(
+            f"| {group[0]} | {group[1]} | {rows / compared:.0f} | {found.same_rows[group] / rows:.1%} | "
+            f"{found.same_groups[group] / groups:.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=float, default=10, help="simulated days after a 7-day warm-up")
+    parser.add_argument("--every", type=float, default=60, help="minutes of event time between snapshots")
+    args = parser.parse_args(argv)
+
+    from bench.common import sample_events, simulated
+    from bench.replay import REPLAY_START
+    from connectors.files import write_jsonl
+    from scc.replay import evaluate_history
+    from schemas.config import load_config
+
+    with tempfile.TemporaryDirectory(prefix="bench-row-changes-") as tmp:
+        sample = Path(tmp) / "events.jsonl"
+        write_jsonl(simulated(args.days, warmup_days=7, start=REPLAY_START), sample)
+        events = sample_events(sample)
+    first, last = REPLAY_START - dt.timedelta(days=7), events[-1].occurred_at
+    print(f"{len(events):,} events, snapshots every {args.every:g} min from {first:%Y-%m-%d}", flush=True)
+    rows, _, _ = evaluate_history(events, load_config(), first, last, dt.timedelta(minutes=args.every))
+    found = repeats(list(batch) for _, batch in groupby(rows, key=itemgetter(0)))
+    hours = (last - first).total_seconds() / 3600
+    print(f"{found.snapshots:,} snapshots, {len(rows):,} rows; {len(events) / hours:,.0f} events an hour of event time")
+    print(table(found))
+
+
+if __name__ == "__main__":
+    main()
