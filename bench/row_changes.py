@@ -107,18 +107,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.common import sample_events, simulated
-    from bench.replay import REPLAY_START
+    from bench.replay import REPLAY_START, progress_lines
     from connectors.files import write_jsonl
     from scc.replay import evaluate_history
     from schemas.config import load_config
 
+    print(f"simulating {args.days:g} days after a 7-day warm-up", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-row-changes-") as tmp:
         sample = Path(tmp) / "events.jsonl"
         write_jsonl(simulated(args.days, warmup_days=7, start=REPLAY_START), sample)
         events = sample_events(sample)
     first, last = REPLAY_START - dt.timedelta(days=7), events[-1].occurred_at
     print(f"{len(events):,} events, snapshots every {args.every:g} min from {first:%Y-%m-%d}", flush=True)
-    rows, _, _ = evaluate_history(events, load_config(), first, last, dt.timedelta(minutes=args.every))
+    every = dt.timedelta(minutes=args.every)
+    rows, _, _ = evaluate_history(events, load_config(), first, last, every, progress_lines())
     found = repeats(list(batch) for _, batch in groupby(rows, key=itemgetter(0)))
     hours = (last - first).total_seconds() / 3600
     print(f"{found.snapshots:,} snapshots, {len(rows):,} rows; {len(events) / hours:,.0f} events an hour of event time")
