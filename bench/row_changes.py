@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
-from pathlib import Path
 
 from schemas.indicators import SnapshotRow
 
@@ -64,18 +62,18 @@ def repeats(snapshots: Iterable[Sequence[SnapshotRow]]) -> Repeats:
             (r.indicator, r.window, r.scope_type, r.scope_code): (r.value, r.numerator, r.denominator) for r in rows
         }
         if previous is not None:
+            seen: set[Group] = set()
             changed: set[Group] = set()
             for key, values in current.items():
                 group = (family(key[0]), key[1])
+                seen.add(group)
                 found.rows[group] += 1
                 if previous.get(key) == values:
                     found.same_rows[group] += 1
                 else:
                     changed.add(group)
-            for group in {(family(key[0]), key[1]) for key in current}:
-                found.groups[group] += 1
-                if group not in changed:
-                    found.same_groups[group] += 1
+            found.groups.update(seen)
+            found.same_groups.update(seen - changed)
         previous = current
     return found
 
@@ -106,17 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", type=float, default=60, help="minutes of event time between snapshots")
     args = parser.parse_args(argv)
 
-    from bench.common import sample_events, simulated
+    from bench.common import simulated
     from bench.replay import REPLAY_START, progress_lines
-    from connectors.files import write_jsonl
     from scc.replay import evaluate_history
     from schemas.config import load_config
+    from streams.entities import EVENT_ORDER
 
     print(f"simulating {args.days:g} days after a 7-day warm-up", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-row-changes-") as tmp:
-        sample = Path(tmp) / "events.jsonl"
-        write_jsonl(simulated(args.days, warmup_days=7, start=REPLAY_START), sample)
-        events = sample_events(sample)
+    events = sorted(simulated(args.days, warmup_days=7, start=REPLAY_START), key=EVENT_ORDER)  # the engine's order
     first, last = REPLAY_START - dt.timedelta(days=7), events[-1].occurred_at
     print(f"{len(events):,} events, snapshots every {args.every:g} min from {first:%Y-%m-%d}", flush=True)
     every = dt.timedelta(minutes=args.every)
