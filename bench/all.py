@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import string
 import subprocess
 import sys
 import time
@@ -60,9 +61,41 @@ def _measured_on(results: dict[str, dict]) -> str:
     return days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
 
 
+UNRECORDED = "not recorded"
+
+
+def machine_line(m: dict[str, str] | None) -> str:
+    """One machine as the page names it (a result written before results recorded their machine: not recorded)."""
+    if not m:
+        return UNRECORDED
+    return f"{m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, {m['os']}"
+
+
+def _distinct(machines: dict[str, str]) -> list[str]:
+    """The results' machines, each once, in the page's order of the results."""
+    return list(dict.fromkeys(machines[name] for name in ORDER if name in machines))
+
+
+def _machine_letter(machines: dict[str, str], line: str) -> str:
+    """The letter the page gives a machine (A for the first result's)."""
+    return string.ascii_uppercase[_distinct(machines).index(line)]
+
+
+def machines_paragraph(machines: dict[str, str]) -> list[str]:
+    """The page's machine line; when the results came from more than one machine, each with a letter the commands
+    below refer to (rates on different hardware are not comparable, so the page says which is which)."""
+    distinct = _distinct(machines)
+    if len(distinct) <= 1:
+        return [f"Machine: {distinct[0] if distinct else machine_line(machine())}."]
+    lines = ["Machines (each command below names the one it ran on; rates from different machines are not comparable):"]
+    lines += [f"- {_machine_letter(machines, line)}: {line}" for line in distinct]
+    return lines
+
+
 def render(results: dict[str, dict]) -> str:
     """The markdown page: machine, commands, the figures against their goals, the details and the profiles."""
-    m = machine()
+    machines = {name: machine_line(r.get("machine")) for name, r in results.items()}
+    several = len(set(machines.values())) > 1
     lines = [
         "# Performance",
         "",
@@ -72,7 +105,7 @@ def render(results: dict[str, dict]) -> str:
         "its absolute rates are conservative). Ratios are measured side by side in the same run, as the issue asks.",
         "Benchmarks are not tests: nothing here is asserted in `tests/`.",
         "",
-        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, {m['os']}.",
+        *machines_paragraph(machines),
         "",
         "## Results",
         "",
@@ -89,9 +122,10 @@ def render(results: dict[str, dict]) -> str:
         for fig in result["figures"]:
             n += 1
             reached = {True: "yes", False: "**no**", None: "not measured"}[fig["reached"]]
+            on = f"machine {_machine_letter(machines, machines[name])}; " if several else ""
             lines.append(
                 f"| {n} | {fig['name']} | {_value(fig['value'], fig['unit'])} | "
-                f"{_goal(fig['goal'], fig['unit'], fig['higher_is_better'])} | {reached} | {fig['note']} |"
+                f"{_goal(fig['goal'], fig['unit'], fig['higher_is_better'])} | {reached} | {on}{fig['note']} |"
             )
     if ANALYSIS.exists():
         lines += ["", ANALYSIS.read_text().rstrip()]
@@ -101,7 +135,8 @@ def render(results: dict[str, dict]) -> str:
             r = results[name]
             load = r.get("load_at_start")
             at_start = "" if load is None else f", load {load:.1f} at start"
-            lines.append(f"- `{r['command']}` — {r['seconds']:.0f} s, finished {r['finished_at']}{at_start}")
+            on = f", on machine {_machine_letter(machines, machines[name])}" if several else ""
+            lines.append(f"- `{r['command']}` — {r['seconds']:.0f} s, finished {r['finished_at']}{at_start}{on}")
     lines += ["- `python -m bench.all` runs them all and rewrites this page (`--quick` for small sizes).", ""]
     lines += ["## Details", ""]
     for name in ORDER:

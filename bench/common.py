@@ -63,6 +63,9 @@ class Result:
     finished_at: str = ""
     load_at_start: float = field(default_factory=lambda: LOAD_AT_START)
     """The machine's 1-minute load average when the benchmark's process started (about 0 on an idle machine)."""
+    machine: dict[str, str] = field(default_factory=lambda: machine())
+    """The machine the benchmark ran on: sessions are not always given the same hardware (AMD EPYC one day, Intel
+    Xeon another), so a results page gathering several days' results names each one's."""
 
     def write(self) -> Path:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -82,7 +85,7 @@ class Result:
 
 
 def machine() -> dict[str, str]:
-    """nproc, CPU model, Python and the OS, for the results table."""
+    """nproc, CPU model, memory, Python and the OS, for the results table."""
     cpu = platform.processor() or "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -1,0 +1,58 @@
+"""bench.all's results page names the machine each result was measured on (sessions get different hardware)."""
+
+from __future__ import annotations
+
+from bench import all as report
+from bench.common import Figure, Result
+
+AMD = {"nproc": "2", "cpu": "AMD EPYC", "memory": "23.5 GiB", "python": "3.11.7", "os": "Linux-a"}
+XEON = {"nproc": "2", "cpu": "Intel(R) Xeon(R) Processor", "memory": "23.5 GiB", "python": "3.11.7", "os": "Linux-b"}
+
+
+def _result(bench: str, machine: dict[str, str] | None, value: float) -> dict:
+    figure = {"name": f"{bench} rate", "value": value, "unit": "events/s", "goal": 10.0, "higher_is_better": True}
+    data = {
+        "bench": bench,
+        "command": f"python -m bench.{bench}",
+        "figures": [{**figure, "note": "a note", "reached": value >= 10}],
+        "details": {},
+        "seconds": 1.0,
+        "finished_at": "2026-12-07T19:00:00+00:00",
+        "load_at_start": 0.1,
+    }
+    if machine is not None:
+        data["machine"] = machine
+    return data
+
+
+def test_results_from_one_machine_give_one_machine_line_and_no_letters() -> None:
+    page = report.render({"replay": _result("replay", AMD, 12), "memory": _result("memory", AMD, 5)})
+    assert "Machine: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a." in page
+    assert "machine A" not in page
+    assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | a note |" in page
+
+
+def test_results_from_two_machines_are_lettered_in_rows_and_commands() -> None:
+    page = report.render({"replay": _result("replay", AMD, 12), "replay_store": _result("replay_store", XEON, 5)})
+    assert "- A: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a" in page
+    assert "- B: 2 cores (Intel(R) Xeon(R) Processor), 23.5 GiB RAM, Python 3.11.7, Linux-b" in page
+    assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | machine A; a note |" in page
+    assert "| replay_store rate | 5 events/s | ≥ 10 events/s | **no** | machine B; a note |" in page
+    assert (
+        "- `python -m bench.replay_store` — 1 s, finished 2026-12-07T19:00:00+00:00, load 0.1 at start, on machine B"
+        in (page)
+    )
+
+
+def test_a_result_without_its_machine_is_said_not_recorded() -> None:
+    page = report.render({"replay": _result("replay", None, 12), "memory": _result("memory", XEON, 5)})
+    assert "- A: not recorded" in page  # replay comes before memory in the page's order
+    assert "- B: 2 cores (Intel(R) Xeon(R) Processor)" in page
+    assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | machine A; a note |" in page
+
+
+def test_a_result_records_the_machine_it_ran_on() -> None:
+    result = Result("replay", "python -m bench.replay", [Figure("rate", 1.0, "events/s", 2.0)])
+    assert result.machine["nproc"].isdigit()
+    assert result.machine["cpu"]
+    assert result.machine["python"].startswith("3.")
