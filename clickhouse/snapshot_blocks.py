@@ -91,9 +91,10 @@ def _series_and_values(row: SnapshotRow) -> bytes:
 class SnapshotEncoder:
     """Makes snapshot rows into blocks, remembering the bytes of each row's middle (everything but its two times).
 
-    Why: an hourly snapshot repeats most of the previous ones' values (the last month's rows all month, zeros,
-    counts that did not move): in a simulated ICB's hourly snapshots, 92% of rows had a middle already seen that
-    month. Looking it up costs about half of encoding it. Rows equal as tuples have equal bytes (``_nullable`` writes
+    Why: an hourly snapshot repeats many of the previous ones' values (the last month's rows all month, zeros,
+    counts that did not move): in a simulated ICB's hourly snapshots, 58% of rows have a middle already seen (the
+    10-day sample; 59% over 60 days, and no more with a larger limit: bench/analysis.md, "Twenty-sixth session").
+    Looking it up costs about half of encoding it. Rows equal as tuples have equal bytes (``_nullable`` writes
     a zero as +0.0 and an int as a float), so the memo is exact. It is emptied when it holds :attr:`limit` middles
     (~250 bytes each with their keys, traced over the 10-day sample's 78,270: ~25 MB at the limit)."""
 
