@@ -71,31 +71,30 @@ def machine_line(m: dict[str, str] | None) -> str:
     return f"{m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, {m['os']}"
 
 
-def _distinct(machines: dict[str, str]) -> list[str]:
-    """The results' machines, each once, in the page's order of the results."""
-    return list(dict.fromkeys(machines[name] for name in ORDER if name in machines))
-
-
-def _machine_letter(machines: dict[str, str], line: str) -> str:
-    """The letter the page gives a machine (A for the first result's)."""
-    return string.ascii_uppercase[_distinct(machines).index(line)]
-
-
-def machines_paragraph(machines: dict[str, str]) -> list[str]:
-    """The page's machine line; when the results came from more than one machine, each with a letter the commands
-    below refer to (rates on different hardware are not comparable, so the page says which is which)."""
-    distinct = _distinct(machines)
+def machine_letters(machines: dict[str, str]) -> dict[str, str]:
+    """Each result's machine as a letter (A for the first in the page's order), or nothing when every result ran on
+    the same machine: the letters the page marks rows and commands with."""
+    distinct = list(dict.fromkeys(machines[name] for name in ORDER if name in machines))
     if len(distinct) <= 1:
-        return [f"Machine: {distinct[0] if distinct else machine_line(machine())}."]
+        return {}
+    return {name: string.ascii_uppercase[distinct.index(line)] for name, line in machines.items()}
+
+
+def machines_paragraph(machines: dict[str, str], letters: dict[str, str]) -> list[str]:
+    """The page's machine line; when the results came from more than one machine, each with its letter (rates on
+    different hardware are not comparable, so the page says which is which)."""
+    if not letters:
+        line = next(iter(machines.values()), None) or machine_line(machine())
+        return [f"Machine: {line}."]
     lines = ["Machines (each command below names the one it ran on; rates from different machines are not comparable):"]
-    lines += [f"- {_machine_letter(machines, line)}: {line}" for line in distinct]
+    lines += [f"- {letter}: {line}" for letter, line in sorted({letters[n]: machines[n] for n in machines}.items())]
     return lines
 
 
 def render(results: dict[str, dict]) -> str:
     """The markdown page: machine, commands, the figures against their goals, the details and the profiles."""
     machines = {name: machine_line(r.get("machine")) for name, r in results.items()}
-    several = len(set(machines.values())) > 1
+    letters = machine_letters(machines)
     lines = [
         "# Performance",
         "",
@@ -105,7 +104,7 @@ def render(results: dict[str, dict]) -> str:
         "its absolute rates are conservative). Ratios are measured side by side in the same run, as the issue asks.",
         "Benchmarks are not tests: nothing here is asserted in `tests/`.",
         "",
-        *machines_paragraph(machines),
+        *machines_paragraph(machines, letters),
         "",
         "## Results",
         "",
@@ -122,7 +121,7 @@ def render(results: dict[str, dict]) -> str:
         for fig in result["figures"]:
             n += 1
             reached = {True: "yes", False: "**no**", None: "not measured"}[fig["reached"]]
-            on = f"machine {_machine_letter(machines, machines[name])}; " if several else ""
+            on = f"machine {letters[name]}; " if letters else ""
             lines.append(
                 f"| {n} | {fig['name']} | {_value(fig['value'], fig['unit'])} | "
                 f"{_goal(fig['goal'], fig['unit'], fig['higher_is_better'])} | {reached} | {on}{fig['note']} |"
@@ -135,7 +134,7 @@ def render(results: dict[str, dict]) -> str:
             r = results[name]
             load = r.get("load_at_start")
             at_start = "" if load is None else f", load {load:.1f} at start"
-            on = f", on machine {_machine_letter(machines, machines[name])}" if several else ""
+            on = f", on machine {letters[name]}" if letters else ""
             lines.append(f"- `{r['command']}` — {r['seconds']:.0f} s, finished {r['finished_at']}{at_start}{on}")
     lines += ["- `python -m bench.all` runs them all and rewrites this page (`--quick` for small sizes).", ""]
     lines += ["## Details", ""]
