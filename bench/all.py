@@ -71,12 +71,16 @@ def machine_line(m: dict[str, str] | None) -> str:
     return f"{m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, Python {m['python']}, {m['os']}"
 
 
-def machine_letters(machines: dict[str, str]) -> dict[str, str]:
-    """Each result's machine as a letter (A for the first in the page's order), or nothing when every result ran on
-    the same machine: the letters the page marks rows and commands with."""
-    distinct = list(dict.fromkeys(machines[name] for name in ORDER if name in machines))
-    if len(distinct) <= 1:
+def machine_letters(machines: dict[str, str], finished: dict[str, str]) -> dict[str, str]:
+    """Each result's machine as a letter, or nothing when every result ran on the same machine: the letters the page
+    marks rows and commands with. Lettered by each machine's oldest result (``finished``: when each result finished,
+    ISO 8601), so re-measuring some figures on a new machine does not reletter the rows it left alone."""
+    first_seen: dict[str, str] = {}
+    for name, line in machines.items():
+        first_seen[line] = min(first_seen.get(line, finished[name]), finished[name])
+    if len(first_seen) <= 1:
         return {}
+    distinct = sorted(first_seen, key=lambda line: (first_seen[line], line))
     return {name: string.ascii_uppercase[distinct.index(line)] for name, line in machines.items()}
 
 
@@ -94,7 +98,7 @@ def machines_paragraph(machines: dict[str, str], letters: dict[str, str]) -> lis
 def render(results: dict[str, dict]) -> str:
     """The markdown page: machine, commands, the figures against their goals, the details and the profiles."""
     machines = {name: machine_line(r.get("machine")) for name, r in results.items()}
-    letters = machine_letters(machines)
+    letters = machine_letters(machines, {name: r.get("finished_at", "") for name, r in results.items()})
     lines = [
         "# Performance",
         "",

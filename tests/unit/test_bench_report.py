@@ -13,7 +13,7 @@ AMD = {"nproc": "2", "cpu": "AMD EPYC", "memory": "23.5 GiB", "python": "3.11.7"
 XEON = {"nproc": "2", "cpu": "Intel(R) Xeon(R) Processor", "memory": "23.5 GiB", "python": "3.11.7", "os": "Linux-b"}
 
 
-def _result(bench: str, machine: dict[str, str] | None, value: float) -> dict:
+def _result(bench: str, machine: dict[str, str] | None, value: float, finished: str = "2026-12-07T19:00:00") -> dict:
     figure = {"name": f"{bench} rate", "value": value, "unit": "events/s", "goal": 10.0, "higher_is_better": True}
     data = {
         "bench": bench,
@@ -21,7 +21,7 @@ def _result(bench: str, machine: dict[str, str] | None, value: float) -> dict:
         "figures": [{**figure, "note": "a note", "reached": value >= 10}],
         "details": {},
         "seconds": 1.0,
-        "finished_at": "2026-12-07T19:00:00+00:00",
+        "finished_at": f"{finished}+00:00",
         "load_at_start": 0.1,
     }
     if machine is not None:
@@ -43,7 +43,9 @@ def test_results_from_one_machine_give_one_machine_line_and_no_letters() -> None
 
 
 def test_results_from_two_machines_are_lettered_in_rows_and_commands() -> None:
-    page = report.render({"replay": _result("replay", AMD, 12), "replay_store": _result("replay_store", XEON, 5)})
+    page = report.render(
+        {"replay": _result("replay", AMD, 12, "2026-12-06T04:00:00"), "replay_store": _result("replay_store", XEON, 5)}
+    )
     assert "- A: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a" in page
     assert "- B: 2 cores (Intel(R) Xeon(R) Processor), 23.5 GiB RAM, Python 3.11.7, Linux-b" in page
     assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | machine A; a note |" in page
@@ -55,10 +57,26 @@ def test_results_from_two_machines_are_lettered_in_rows_and_commands() -> None:
 
 
 def test_a_result_without_its_machine_is_said_not_recorded() -> None:
-    page = report.render({"replay": _result("replay", None, 12), "memory": _result("memory", XEON, 5)})
-    assert "- A: not recorded" in page  # replay comes before memory in the page's order
+    page = report.render(
+        {"replay": _result("replay", None, 12, "2026-12-06T04:00:00"), "memory": _result("memory", XEON, 5)}
+    )
+    assert "- A: not recorded" in page
     assert "- B: 2 cores (Intel(R) Xeon(R) Processor)" in page
     assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | machine A; a note |" in page
+
+
+def test_machines_are_lettered_by_their_oldest_result_not_by_the_page_order() -> None:
+    """Re-measuring the page's first figures on a new machine keeps the old machine's letter (A) on the rest."""
+    page = report.render(
+        {
+            "throughput": _result("throughput", XEON, 12, "2026-12-07T21:00:00"),
+            "memory": _result("memory", AMD, 5, "2026-12-07T06:00:00"),
+            "queries": _result("queries", AMD, 5, "2026-12-06T04:00:00"),
+        }
+    )
+    assert "- A: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a" in page
+    assert "| throughput rate | 12 events/s | ≥ 10 events/s | yes | machine B; a note |" in page
+    assert "| memory rate | 5 events/s | ≥ 10 events/s | **no** | machine A; a note |" in page
 
 
 def test_a_result_records_the_machine_it_ran_on() -> None:
