@@ -4,7 +4,7 @@ Why not :meth:`Store.insert_snapshots`: a year of one ICB's hourly snapshots is 
 costs ~4.5 µs a row in Python (the columns built, then clickhouse-connect's serialisation), where these bytes cost
 ~1.7 µs to build and ClickHouse parses them itself (on chDB, with the GIL released). In a replay evaluated in several
 processes, each process builds its own rows' bytes, and bytes cross a pipe for next to nothing where pickled rows cost
-~6 µs a row between the two ends (bench/analysis.md, "Nineteenth session").
+~6 µs a row between the two ends (bench/journal.md, "Nineteenth session").
 
 The bytes are the ``indicator_snapshots`` columns in :data:`COLUMNS` order (migration 002): the times as milliseconds
 since the epoch (``DateTime64(3)``, floored as clickhouse-connect floors them), each string as its UTF-8 length
@@ -93,7 +93,7 @@ class SnapshotEncoder:
 
     Why: an hourly snapshot repeats many of the previous ones' values (the last month's rows all month, zeros,
     counts that did not move): in a simulated ICB's hourly snapshots, 58% of rows have a middle already seen (the
-    10-day sample; 59% over 60 days, and no more with a larger limit: bench/analysis.md, "Twenty-sixth session").
+    10-day sample; 59% over 60 days, and no more with a larger limit: bench/journal.md, "Twenty-sixth session").
     Looking it up costs about half of encoding it. Rows equal as tuples have equal bytes (``_nullable`` writes
     a zero as +0.0 and an int as a float), so the memo is exact. It is emptied when it holds :attr:`limit` middles
     (~250 bytes each with their keys, traced over the 10-day sample's 78,270: ~25 MB at the limit)."""

@@ -59,7 +59,7 @@ _LINE_COLUMNS = ("kafka_partition", "kafka_offset", "payload")
 _LINE_INSERT_SETTINGS = {"optimize_on_insert": 0}
 """No merging pass over each inserted block (it applies to the views' inserts too): a block of lines holds one copy
 per raw key (:func:`event_lines` drops the others) and a view's block one row per entity (it groups by the entity), so
-the pass would merge nothing; skipping it costs ClickHouse ~0.3-0.6 µs less per event (bench/analysis.md, replay).
+the pass would merge nothing; skipping it costs ClickHouse ~0.3-0.6 µs less per event (bench/journal.md, "3. Replay").
 Copies across inserts collapse as ever, in background merges or ``FINAL``."""
 _DEADLETTER_COLUMNS = ("received_at", "source_topic", "partition", "offset", "reason", "raw")
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

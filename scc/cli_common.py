@@ -29,7 +29,7 @@ def _usable_cores() -> int:
 
 DEFAULT_PROCESSES = 3 if _usable_cores() >= 2 and "fork" in multiprocessing.get_all_start_methods() else 1
 """``scc replay --processes`` (and the replay benches'): with two cores or more, the three domain groups of
-:mod:`scc.parallel_history` (three balance the work better than two on two cores: bench/analysis.md, "Seventeenth
+:mod:`scc.parallel_history` (three balance the work better than two on two cores: bench/journal.md, "Seventeenth
 session"); one process otherwise, and where processes cannot be forked (Windows)."""
 
 StoreOption = Annotated[

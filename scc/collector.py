@@ -3,7 +3,7 @@
 Everything the engine keeps (events, entities, facts) is freed by reference counting: the collector only has cycles
 to find in asyncio's and the Kafka clients' transient objects. But by default it runs a young collection every 700
 net allocations and, as long-lived state piles up, full collections that traverse the whole heap: a third of a
-worker's CPU in the throughput bench (bench/analysis.md, "Twelfth session").
+worker's CPU in the throughput bench (bench/journal.md, "Twelfth session").
 """
 
 from __future__ import annotations

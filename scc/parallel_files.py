@@ -1,7 +1,7 @@
 """A replay's files parsed in the processes that evaluate them (``scc replay FILE --processes 2|3``).
 
 Why: parsing and validating the lines is most of a replay's load from files, and in one process it was serial however
-many processes then evaluated the history (bench/analysis.md, "Eighteenth session"). Here the replaying process only
+many processes then evaluated the history (bench/journal.md, "Eighteenth session"). Here the replaying process only
 reads the files' bytes and routes each line, by a cheap look at its ``"event_type"``, to the process that evaluates
 that kind of event (:data:`scc.parallel_history.GROUPS`). That process parses its lines in file order, keeps the first
 copy of each event (every copy of an event has its type, so all of them come to the same process), tells the

@@ -48,7 +48,7 @@ GROUPS: dict[int, tuple[tuple[FactKind, ...], ...]] = {
 }
 """The kinds each process evaluates, by the number of processes. Each group's domains follow the previous group's in
 :data:`streams.aggregator.DOMAINS` order, so the groups' rows put end to end are in one engine's order. Three groups
-are about equal in work over a simulated ICB-year (bench/analysis.md, "Seventeenth session"); two pair ED with
+are about equal in work over a simulated ICB-year (bench/journal.md, "Seventeenth session"); two pair ED with
 ambulance, the two lighter per event."""
 ROWS_PER_MESSAGE = 20_000
 """Rows a process gathers before sending them (a day of hourly snapshots of one group is ~5,000-10,000)."""

@@ -45,7 +45,7 @@ from streams.engine import Engine
 INSERT_CHUNK = 200_000
 """Events (or snapshot rows) per insert: ClickHouse's side of a year's replay costs ~1 µs less per event in blocks
 of 200,000 than of 50,000 (fewer parts to merge, fewer runs of the views); larger blocks gained nothing more
-(bench/analysis.md, replay)."""
+(bench/journal.md, "3. Replay")."""
 PROGRESS_EVERY = 50_000
 """Events between progress reports while loading (a few a second)."""
 Progress = Callable[[str, int, int | None], None]

@@ -5,7 +5,7 @@ snapshots only a few days' buckets change (today's, and the days a late correcti
 asks for its window as a list of per-day *summaries* (e.g. a ``Counter`` of scope groups): a day the window covers
 whole is summarised once and served from the cache until a fact is put into or taken out of it; only the window's
 partial days (today up to T, the last 60 minutes) are summarised afresh from their facts. That makes a snapshot
-cost in proportion to the days and scopes it reports, not to the facts in its windows (bench/analysis.md, replay).
+cost in proportion to the days and scopes it reports, not to the facts in its windows (bench/journal.md, "3. Replay").
 """
 
 from __future__ import annotations

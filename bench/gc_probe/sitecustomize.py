@@ -4,7 +4,7 @@ Python imports ``sitecustomize`` at start-up from the path, so putting this fold
 every process the benchmark starts; it does nothing unless ``SCC_GC_PROBE_DIR`` is set. In a worker or sink it times
 every collection (``gc.callbacks``) and, every 2 s, appends one line to ``<dir>/gc.<pid>``: the service, the process
 CPU so far, the collector's time (all generations, and full collections alone), the collections per generation and
-the thresholds in force. How bench/analysis.md ("Twelfth session") measured the collector's share:
+the thresholds in force. How bench/journal.md ("Twelfth session") measured the collector's share:
 
     SCC_GC_PROBE_DIR=/tmp/gc PYTHONPATH=bench/gc_probe python -m bench.throughput --days 60 --baseline-s 3
     tail -qn1 /tmp/gc/gc.*

@@ -44,8 +44,8 @@ class OccupiedBeds:
     """The open adult G&A spells counted by :func:`bed_group`, kept up to date as spell facts change.
 
     A snapshot then reads a few hundred groups instead of every open spell: a year of hourly snapshots is ~9,000 of
-    them over ~1,500 open spells each, and the per-spell pass was the largest part of a snapshot (bench/analysis.md,
-    replay). Only T is left to apply: the DRD against T's local date, and the admission against T.
+    them over ~1,500 open spells each, and the per-spell pass was the largest part of a snapshot (bench/journal.md,
+    "3. Replay"). Only T is left to apply: the DRD against T's local date, and the admission against T.
     """
 
     def __init__(self) -> None:
