@@ -29,6 +29,13 @@ def _result(bench: str, machine: dict[str, str] | None, value: float, finished: 
     return data
 
 
+def _row(bench: str, value: int, machine: str | None = None) -> str:
+    """The results-table row :func:`_result` gives, marked with its machine's letter when the page letters them."""
+    reached = "yes" if value >= 10 else "**no**"
+    on = f"machine {machine}; " if machine else ""
+    return f"| {bench} rate | {value} events/s | ≥ 10 events/s | {reached} | {on}a note |"
+
+
 @pytest.fixture(autouse=True)
 def _no_analysis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The page without bench/analysis.md's hand-written text (which names machines in its own words)."""
@@ -39,7 +46,7 @@ def test_results_from_one_machine_give_one_machine_line_and_no_letters() -> None
     page = report.render({"replay": _result("replay", AMD, 12), "memory": _result("memory", AMD, 5)})
     assert "Machine: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a." in page
     assert "machine A" not in page  # no row or command marked
-    assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | a note |" in page
+    assert _row("replay", 12) in page
 
 
 def test_results_from_two_machines_are_lettered_in_rows_and_commands() -> None:
@@ -48,11 +55,11 @@ def test_results_from_two_machines_are_lettered_in_rows_and_commands() -> None:
     )
     assert "- A: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a" in page
     assert "- B: 2 cores (Intel(R) Xeon(R) Processor), 23.5 GiB RAM, Python 3.11.7, Linux-b" in page
-    assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | machine A; a note |" in page
-    assert "| replay_store rate | 5 events/s | ≥ 10 events/s | **no** | machine B; a note |" in page
+    assert _row("replay", 12, "A") in page
+    assert _row("replay_store", 5, "B") in page
     assert (
         "- `python -m bench.replay_store` — 1 s, finished 2026-12-07T19:00:00+00:00, load 0.1 at start, on machine B"
-        in (page)
+        in page
     )
 
 
@@ -62,7 +69,7 @@ def test_a_result_without_its_machine_is_said_not_recorded() -> None:
     )
     assert "- A: not recorded" in page
     assert "- B: 2 cores (Intel(R) Xeon(R) Processor)" in page
-    assert "| replay rate | 12 events/s | ≥ 10 events/s | yes | machine A; a note |" in page
+    assert _row("replay", 12, "A") in page
 
 
 def test_machines_are_lettered_by_their_oldest_result_not_by_the_page_order() -> None:
@@ -75,8 +82,8 @@ def test_machines_are_lettered_by_their_oldest_result_not_by_the_page_order() ->
         }
     )
     assert "- A: 2 cores (AMD EPYC), 23.5 GiB RAM, Python 3.11.7, Linux-a" in page
-    assert "| throughput rate | 12 events/s | ≥ 10 events/s | yes | machine B; a note |" in page
-    assert "| memory rate | 5 events/s | ≥ 10 events/s | **no** | machine A; a note |" in page
+    assert _row("throughput", 12, "B") in page
+    assert _row("memory", 5, "A") in page
 
 
 def test_a_result_records_the_machine_it_ran_on() -> None:
