@@ -29,11 +29,14 @@ ANALYSIS = Path(__file__).with_name("analysis.md")  # hand-written: where the ti
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
     # name: (default arguments, --quick arguments)
     "throughput": (["--days", "60", "--baseline-s", "40"], ["--days", "5", "--baseline-s", "20"]),
-    "replay": (["--days", "365", "--at-once", "2", "--profile"], ["--days", "3"]),  # a year of one ICB, ~2M events
+    "replay": (  # a year of one ICB, ~2M events; 3 runs of each replay (this machine swings)
+        ["--days", "365", "--at-once", "2", "--repeat", "3", "--profile"],
+        ["--days", "3"],
+    ),
     "freshness": (["--rate", "1000", "--seconds", "30"], ["--rate", "1000", "--seconds", "10"]),
     "queries": (["--events", "100000000", "--repeat", "3"], ["--events", "2000000"]),
     "memory": ([], ["--spells", "20000", "--ed", "3000", "--ambulance", "1000"]),
-    "replay_store": (["--days", "365", "--at-once", "2", "--profile"], ["--days", "3"]),
+    "replay_store": (["--days", "365", "--at-once", "2", "--repeat", "3", "--profile"], ["--days", "3"]),
     "compiled": (["--days", "60", "--repeats", "5"], ["--days", "3", "--repeats", "1"]),  # needs the bench extra
 }
 ORDER = ("throughput", "freshness", "replay", "memory", "queries", "replay_store", "compiled")

@@ -21,8 +21,12 @@ samples of the same size (other seeds) at the same time, one process each (``--p
 event over the wall time from the first start to the last end), from which England is extrapolated as ICB replays N
 at a time.
 
-Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--processes 3] [--at-once 2] [--profile]``; ``--days 365`` is a
-~2M-event sample.
+This machine's speed swings from run to run (three runs of one command within 25 minutes: 54,777, 79,893 and
+64,065 events/s), so ``--repeat N`` runs every replay (and every at-once pair) N times, round-robin, and each figure
+is the run with the median rate, its note giving the range (:func:`median_run`).
+
+Run: ``python -m bench.replay [--days 30] [--every 60,1440] [--processes 3] [--at-once 2] [--repeat 3] [--profile]``;
+``--days 365`` is a ~2M-event sample.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import io
 import multiprocessing
 import pstats
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -98,14 +103,55 @@ def profiled(
     return with_profiler
 
 
-def run_flags(at_once: int, profile: bool, processes: int) -> str:
-    """The ``--processes``, ``--at-once`` and ``--profile`` flags of a replay bench's command, as its result records
-    them."""
+def run_flags(at_once: int, profile: bool, processes: int, repeat: int = 1) -> str:
+    """The ``--processes``, ``--at-once``, ``--repeat`` and ``--profile`` flags of a replay bench's command, as its
+    result records them."""
     return (
         f" --processes {processes}"
         + (f" --at-once {at_once}" if at_once > 1 else "")
+        + (f" --repeat {repeat}" if repeat > 1 else "")
         + (" --profile" if profile else "")
     )
+
+
+def add_repeat_argument(parser: argparse.ArgumentParser) -> None:
+    """A replay bench's ``--repeat``: how many times each replay runs (see the module's docstring)."""
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every replay and at-once pair N times, round-robin, and report the run with the median rate "
+        "(this machine's speed swings from run to run)",
+    )
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Of the same replay's repeated runs, the one with the median rate (the lower of the middle two for an even
+    number: a run that happened, whole, with its own stage times), with every run's rate in ``rates`` when there
+    was more than one. Why a run's median and not its best: a figure says what this machine does, not what it did
+    once when nothing else ran."""
+    if len(runs) == 1:
+        return runs[0]
+    rates = sorted(run["events_per_s"] for run in runs)
+    middle = statistics.median_low(rates)
+    return {**next(run for run in runs if run["events_per_s"] == middle), "rates": rates}
+
+
+def medians(runs: list[dict], *keys: str) -> list[dict]:
+    """:func:`median_run` of each group of ``runs`` that agree on ``keys`` (one replay repeated), in the order
+    each group first ran."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(tuple(run[key] for key in keys), []).append(run)
+    return [median_run(group) for group in groups.values()]
+
+
+def repeats_note(run: dict) -> str:
+    """What a figure's note says of its repeats: nothing for one run, else how many and their range."""
+    rates = run.get("rates")
+    if not rates:
+        return ""
+    return f"; median of {len(rates)} runs ({rates[0]:,}–{rates[-1]:,} events/s)"
 
 
 def add_processes_argument(parser: argparse.ArgumentParser) -> None:
@@ -251,7 +297,7 @@ def rate_figures(name: str, run: dict, note: str, how: str, england_note: str) -
     """A replay's rate (``run``: :func:`timed_replay`'s or :func:`at_once`'s figures) next to the goal, then the year
     of England extrapolated from it next to its goal (under 30 minutes); ``how`` follows "A year of England"."""
     return [
-        Figure(name, run["events_per_s"], "events/s", GOAL_EVENTS_PER_S, note=note),
+        Figure(name, run["events_per_s"], "events/s", GOAL_EVENTS_PER_S, note=note + repeats_note(run)),
         Figure(
             f"A year of England (150M events){how}, extrapolated",
             run["england_year_minutes_extrapolated"],
@@ -321,6 +367,7 @@ def main(argv: list[str] | None = None) -> Result:
         help="also replay N samples (seeds 1..N, N ICB-years) at the same time, one process each, per cadence: how "
         "fast this machine gets through England's 42 independent ICB replays",
     )
+    add_repeat_argument(parser)
     args = parser.parse_args(argv)
     cadences = [float(m) for m in args.every.split(",")]
 
@@ -345,7 +392,7 @@ def main(argv: list[str] | None = None) -> Result:
             print(f"sample {seed}: {n_more:,} events")
         jobs = [(every_min, n, False) for every_min in cadences for n in processes_side_by_side(args.processes)]
         for k, (every_min, processes, profile) in enumerate(
-            [*jobs, *([(cadences[0], 1, True)] if args.profile else [])]
+            [*jobs * args.repeat, *([(cadences[0], 1, True)] if args.profile else [])]
         ):
             if profile:
                 print("profiling a whole replay (first cadence) again under cProfile (the main thread only) ...")
@@ -363,16 +410,25 @@ def main(argv: list[str] | None = None) -> Result:
                 [
                     (
                         _one_replay,
-                        (path, Path(tmp) / f"store-at-once-{every_min:g}-{i}", every_min, first, False, f" #{i + 1}"),
+                        (
+                            path,
+                            Path(tmp) / f"store-at-once-{every_min:g}-{i}-{r}",
+                            every_min,
+                            first,
+                            False,
+                            f" #{i + 1}",
+                        ),
                     )
                     for i, path in enumerate(paths)
                 ],
                 every_min,
                 spawn,
             )
+            for r in range(args.repeat)
             for every_min in cadences
             if args.at_once > 1
         ]
+    runs, pairs = medians(runs, "every_min", "processes"), medians(pairs, "every_min")
     last = runs[0]["last"]
     hours = (last - first).total_seconds() / 3600
     events = runs[0]["events"]
@@ -415,7 +471,7 @@ def main(argv: list[str] | None = None) -> Result:
     result = Result(
         "replay",
         f"python -m bench.replay --days {args.days:g} --warmup-days {args.warmup_days:g} --start {args.start}"
-        f" --every {args.every}{run_flags(args.at_once, args.profile, args.processes)}",
+        f" --every {args.every}{run_flags(args.at_once, args.profile, args.processes, args.repeat)}",
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,

@@ -22,8 +22,11 @@ command's default here): above 1, each process parses the stored events of its o
 (:mod:`scc.parallel_history`), and each cadence is also replayed in one process, side by side, for the ratio. The
 ``--at-once`` replays and the profile use one process each.
 
-Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--processes 3] [--at-once 2] [--profile]``; ``--days 365`` is a
-~2M-event sample per store.
+``--repeat N`` runs every replay and at-once pair N times, round-robin, and reports the run with the median rate
+(:func:`bench.replay.median_run`).
+
+Run: ``python -m bench.replay_store [--days 30] [--every 60,1440] [--processes 3] [--at-once 2] [--repeat 3]
+[--profile]``; ``--days 365`` is a ~2M-event sample per store.
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ from bench.common import Result, migrated_store, simulated
 from bench.replay import (
     REPLAY_START,
     add_processes_argument,
+    add_repeat_argument,
     at_once,
     at_once_note,
     cadence_name,
     measured_runs,
+    medians,
     processes_note,
     processes_side_by_side,
     profiled,
@@ -111,6 +116,7 @@ def main(argv: list[str] | None = None) -> Result:
         "--profile", action="store_true", help="cProfile a further replay at the first cadence, in one process"
     )
     add_processes_argument(parser)
+    add_repeat_argument(parser)
     args = parser.parse_args(argv)
     cadences = [float(m) for m in args.every.split(",")]
 
@@ -132,14 +138,18 @@ def main(argv: list[str] | None = None) -> Result:
         with ProcessPoolExecutor(len(stores), mp_context=spawn) as pool:
             loaded = list(pool.map(_load_raw, paths, stores))
         print(f"stores loaded (raw events only, not timed): {loaded} events in {time.perf_counter() - t:.1f}s")
-        for every_min in cadences:
-            for processes in processes_side_by_side(args.processes):
-                tag = f" in {processes} processes" if processes > 1 else ""
-                with ProcessPoolExecutor(1, mp_context=spawn) as pool:
-                    runs.append(pool.submit(_from_store, stores[0], every_min, first, tag, False, processes).result())
-            if args.at_once > 1:
-                jobs = [(_from_store, (store, every_min, first, f" #{i + 1}")) for i, store in enumerate(stores)]
-                pairs.append(at_once(jobs, every_min, spawn))
+        for _ in range(args.repeat):
+            for every_min in cadences:
+                for processes in processes_side_by_side(args.processes):
+                    tag = f" in {processes} processes" if processes > 1 else ""
+                    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                        runs.append(
+                            pool.submit(_from_store, stores[0], every_min, first, tag, False, processes).result()
+                        )
+                if args.at_once > 1:
+                    jobs = [(_from_store, (store, every_min, first, f" #{i + 1}")) for i, store in enumerate(stores)]
+                    pairs.append(at_once(jobs, every_min, spawn))
+        runs, pairs = medians(runs, "every_min", "processes"), medians(pairs, "every_min")
         profile_top = None
         if args.profile:
             print(f"profiling a further replay from the store ({cadence_name(cadences[0])}) ...", flush=True)
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> Result:
     result = Result(
         "replay_store",
         f"python -m bench.replay_store --days {args.days:g} --warmup-days {args.warmup_days:g} --every {args.every}"
-        + run_flags(args.at_once, args.profile, args.processes),
+        + run_flags(args.at_once, args.profile, args.processes, args.repeat),
         figures=figures,
         details=details,
         seconds=time.perf_counter() - started,
