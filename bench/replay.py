@@ -114,11 +114,22 @@ def run_flags(at_once: int, profile: bool, processes: int, repeat: int = 1) -> s
     )
 
 
+def _at_least_one(text: str) -> int:
+    """``--repeat``'s value: a whole number of runs, at least 1, or argparse's usage error naming it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} runs: each replay runs at least once")
+    return value
+
+
 def add_repeat_argument(parser: argparse.ArgumentParser) -> None:
     """A replay bench's ``--repeat``: how many times each replay runs (see the module's docstring)."""
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=_at_least_one,
         default=1,
         help="run every replay and at-once pair N times, round-robin, and report the run with the median rate "
         "(this machine's speed swings from run to run)",

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from bench.replay import GOAL_EVENTS_PER_S, median_run, medians, rate_figures, repeats_note, run_flags
+import argparse
+
+import pytest
+
+from bench.replay import (
+    GOAL_EVENTS_PER_S,
+    add_repeat_argument,
+    median_run,
+    medians,
+    rate_figures,
+    repeats_note,
+    run_flags,
+)
 
 
 def _run(every_min: float, processes: int, rate: int, load: float = 1.0) -> dict:
@@ -67,3 +79,17 @@ def test_the_rate_figure_notes_its_repeats_and_the_command_records_them() -> Non
     assert england.value == 29.1  # 150M / 86,052 / 60
     assert run_flags(2, True, 3, 3) == " --processes 3 --at-once 2 --repeat 3 --profile"
     assert run_flags(1, False, 3) == " --processes 3"
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "each replay runs at least once"), ("two", "not a whole number")])
+def test_repeat_below_one_or_not_a_number_is_a_usage_error(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="bench.replay")
+    add_repeat_argument(parser)
+    assert parser.parse_args([]).repeat == 1
+    assert parser.parse_args(["--repeat", "3"]).repeat == 3
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--repeat", value])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
