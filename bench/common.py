@@ -8,6 +8,7 @@ value next to its goal, so the table says plainly whether a goal was reached.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
@@ -82,6 +83,38 @@ class Result:
             value = "-" if f.value is None else f"{f.value:,.3g}" if abs(f.value) < 100 else f"{f.value:,.0f}"
             print(f"  {f.name}: {value} {f.unit} (goal {cmp} {f.goal:,} {f.unit}) {mark}")
         return path
+
+
+def at_least_one(text: str) -> int:
+    """A count a bench is given (runs, repeats, replays at once, events, partitions): a whole number, at least 1, or
+    argparse's usage error naming it; 0 would leave no run to report and a bench would fail at its end instead."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
+def above_zero(text: str) -> float:
+    """A span or rate a bench is given (days, minutes between snapshots, seconds, events per second): a number above
+    0, or argparse's usage error naming it (0 days is an empty sample, 0 minutes a loop without end)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+    return value
+
+
+def minutes_list(text: str) -> str:
+    """``--every``'s comma list of cadences in minutes, each :func:`above_zero`; kept as given (the result records the
+    command as it was run) and split where it is used."""
+    for item in text.split(","):
+        above_zero(item)
+    return text
 
 
 def machine() -> dict[str, str]:

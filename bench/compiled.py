@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import RESULTS_DIR, Figure, Result
+from bench.common import RESULTS_DIR, Figure, Result, above_zero, at_least_one, minutes_list
 
 PACKAGES = ("schemas", "streams", "connectors", "clickhouse", "grafana", "scc")
 """Copied whole, so that mypy finds every module the compiled ones import."""
@@ -147,9 +147,13 @@ def main(argv: list[str] | None = None) -> None:
         child(argv[1], argv[2], float(argv[3]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=60, help="days of simulated LLR events after a 7-day warm-up")
-    parser.add_argument("--every", default="60,1440", help="snapshot cadences in minutes, comma-separated")
-    parser.add_argument("--repeats", type=int, default=3, help="evaluations of each variant per cadence")
+    parser.add_argument(
+        "--days", type=above_zero, default=60, help="days of simulated LLR events after a 7-day warm-up"
+    )
+    parser.add_argument(
+        "--every", type=minutes_list, default="60,1440", help="snapshot cadences in minutes, comma-separated"
+    )
+    parser.add_argument("--repeats", type=at_least_one, default=3, help="evaluations of each variant per cadence")
     parser.add_argument(
         "--keep",
         metavar="DIR",

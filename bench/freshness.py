@@ -29,7 +29,15 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import SIM_START, Figure, Result, broker_and_topics, percentile, simulated
+from bench.common import (
+    SIM_START,
+    Figure,
+    Result,
+    above_zero,
+    broker_and_topics,
+    percentile,
+    simulated,
+)
 
 
 async def _run(settings, history: list, live: list, rate: float, ready_timeout: float) -> tuple[dict, list]:  # noqa: ANN001
@@ -101,9 +109,9 @@ async def _run(settings, history: list, live: list, rate: float, ready_timeout: 
 
 def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=1000, help="events per second")
-    parser.add_argument("--seconds", type=float, default=30, help="seconds of live production")
-    parser.add_argument("--snapshot-interval", type=float, default=0.5, help="worker's SCC_SNAPSHOT_INTERVAL")
+    parser.add_argument("--rate", type=above_zero, default=1000, help="events per second")
+    parser.add_argument("--seconds", type=above_zero, default=30, help="seconds of live production")
+    parser.add_argument("--snapshot-interval", type=above_zero, default=0.5, help="worker's SCC_SNAPSHOT_INTERVAL")
     parser.add_argument("--history-days", type=float, default=3, help="warm-up history sent before the clock starts")
     args = parser.parse_args(argv)
 

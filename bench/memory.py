@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from bench.common import SIM_START, Figure, Result, rss_bytes, simulated
+from bench.common import SIM_START, Figure, Result, above_zero, rss_bytes, simulated
 
 if TYPE_CHECKING:
     from schemas.events import Envelope
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> Result:
     parser.add_argument("--spells", type=int, default=100_000, help="open inpatient spells")
     parser.add_argument("--ed", type=int, default=15_000, help="patients in ED")
     parser.add_argument("--ambulance", type=int, default=5_000, help="open ambulance incidents")
-    parser.add_argument("--goal-gib", type=float, default=1.0)
+    parser.add_argument("--goal-gib", type=above_zero, default=1.0)
     parser.add_argument("--months", type=float, default=4.0, help="months of the simulated ICB for the retention "
                         "comparison (0: skip it)")  # fmt: skip
     parser.add_argument("--retention-hours", type=float, default=168.0, help="closed_entity_retention_hours")

@@ -43,7 +43,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.common import Figure, Rate, Result
+from bench.common import Figure, Rate, Result, at_least_one
 
 YEAR_START = 1743465600  # 2025-04-01 00:00:00 UTC
 YEAR_S = 365 * 86400
@@ -288,9 +288,9 @@ def _refresh_marts(store) -> tuple[float, dict[str, float], int, float]:  # noqa
 
 def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=20_000_000, help="raw events of history to generate")
+    parser.add_argument("--events", type=at_least_one, default=20_000_000, help="raw events of history to generate")
     parser.add_argument("--store", type=Path, default=Path("var/bench/history"), help="chDB directory (kept)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each query")
+    parser.add_argument("--repeat", type=at_least_one, default=5, help="runs of each query")
     parser.add_argument("--fresh", action="store_true", help="delete the store and generate again")
     parser.add_argument("--no-entity", action="store_true", help="skip the per-entity tables")
     parser.add_argument("--no-optimize", action="store_true", help="do not merge the per-entity tables' parts")

@@ -47,7 +47,17 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import Figure, Rate, Result, migrated_store, rss_bytes, simulated
+from bench.common import (
+    Figure,
+    Rate,
+    Result,
+    above_zero,
+    at_least_one,
+    migrated_store,
+    minutes_list,
+    rss_bytes,
+    simulated,
+)
 
 if TYPE_CHECKING:  # the replay code is imported by the processes that replay, not by the one that starts them
     from scc.replay import Progress, ReplayReport
@@ -114,22 +124,11 @@ def run_flags(at_once: int, profile: bool, processes: int, repeat: int = 1) -> s
     )
 
 
-def _at_least_one(text: str) -> int:
-    """``--repeat``'s value: a whole number of runs, at least 1, or argparse's usage error naming it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} runs: each replay runs at least once")
-    return value
-
-
 def add_repeat_argument(parser: argparse.ArgumentParser) -> None:
     """A replay bench's ``--repeat``: how many times each replay runs (see the module's docstring)."""
     parser.add_argument(
         "--repeat",
-        type=_at_least_one,
+        type=at_least_one,
         default=1,
         help="run every replay and at-once pair N times, round-robin, and report the run with the median rate "
         "(this machine's speed swings from run to run)",
@@ -356,7 +355,7 @@ def at_once(jobs: list[tuple[Callable[..., dict], tuple]], every_min: float, con
 
 def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=14, help="simulated days after the warm-up")
+    parser.add_argument("--days", type=above_zero, default=14, help="simulated days after the warm-up")
     parser.add_argument("--warmup-days", type=float, default=7, help="simulated warm-up days")
     parser.add_argument(
         "--start",
@@ -365,7 +364,10 @@ def main(argv: list[str] | None = None) -> Result:
         help="first simulated day after the warm-up (default: 1 April 2025, so a year ends before today)",
     )
     parser.add_argument(
-        "--every", default="60,1440", help="minutes of event time between snapshots; a comma list runs each cadence"
+        "--every",
+        type=minutes_list,
+        default="60,1440",
+        help="minutes of event time between snapshots; a comma list runs each cadence",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile a further replay at the first cadence, in one process"
@@ -373,7 +375,7 @@ def main(argv: list[str] | None = None) -> Result:
     add_processes_argument(parser)
     parser.add_argument(
         "--at-once",
-        type=int,
+        type=at_least_one,
         default=1,
         help="also replay N samples (seeds 1..N, N ICB-years) at the same time, one process each, per cadence: how "
         "fast this machine gets through England's 42 independent ICB replays",

@@ -41,7 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import Result, migrated_store, simulated
+from bench.common import Result, above_zero, at_least_one, migrated_store, minutes_list, simulated
 from bench.replay import (
     REPLAY_START,
     add_processes_argument,
@@ -104,13 +104,19 @@ def _from_store(
 
 def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=14, help="simulated days after the warm-up")
+    parser.add_argument("--days", type=above_zero, default=14, help="simulated days after the warm-up")
     parser.add_argument("--warmup-days", type=float, default=7, help="simulated warm-up days")
     parser.add_argument(
-        "--every", default="60,1440", help="minutes of event time between snapshots; a comma list runs each cadence"
+        "--every",
+        type=minutes_list,
+        default="60,1440",
+        help="minutes of event time between snapshots; a comma list runs each cadence",
     )
     parser.add_argument(
-        "--at-once", type=int, default=1, help="also replay N stores (seeds 1..N, N ICB-years) at the same time"
+        "--at-once",
+        type=at_least_one,
+        default=1,
+        help="also replay N stores (seeds 1..N, N ICB-years) at the same time",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile a further replay at the first cadence, in one process"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from operator import itemgetter
 
+from bench.common import above_zero
 from schemas.indicators import SnapshotRow
 
 Group = tuple[str, str]
@@ -100,8 +101,8 @@ def table(found: Repeats) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--days", type=float, default=10, help="simulated days after a 7-day warm-up")
-    parser.add_argument("--every", type=float, default=60, help="minutes of event time between snapshots")
+    parser.add_argument("--days", type=above_zero, default=10, help="simulated days after a 7-day warm-up")
+    parser.add_argument("--every", type=above_zero, default=60, help="minutes of event time between snapshots")
     args = parser.parse_args(argv)
 
     from bench.common import simulated

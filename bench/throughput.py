@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Figure, Rate, Result, broker_and_topics, cpu_seconds, simulated
+from bench.common import Figure, Rate, Result, above_zero, at_least_one, broker_and_topics, cpu_seconds, simulated
 
 GOAL_EVENTS_PER_S = 20_000
 GOAL_SHARE_OF_PASSTHROUGH = 0.5
@@ -290,15 +290,18 @@ def main(argv: list[str] | None = None) -> Result:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--days",
-        type=float,
+        type=above_zero,
         default=60,
         help="simulated days in the backlog, after a 28-day warm-up (60: 472,330 events)",
     )
-    parser.add_argument("--baseline-s", type=float, default=40, help="seconds to run the naive Faust app")
-    parser.add_argument("--timeout", type=float, default=600, help="give up on a stage after this many seconds")
-    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--baseline-s", type=above_zero, default=40, help="seconds to run the naive Faust app")
+    parser.add_argument("--timeout", type=above_zero, default=600, help="give up on a stage after this many seconds")
+    parser.add_argument("--partitions", type=at_least_one, default=4)
     parser.add_argument(
-        "--workers", type=int, default=1, help="scc worker processes in the group (stage 1 splits the partitions)"
+        "--workers",
+        type=at_least_one,
+        default=1,
+        help="scc worker processes in the group (stage 1 splits the partitions)",
     )
     args = parser.parse_args(argv)
 

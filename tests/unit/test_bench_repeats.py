@@ -81,7 +81,7 @@ def test_the_rate_figure_notes_its_repeats_and_the_command_records_them() -> Non
     assert run_flags(1, False, 3) == " --processes 3"
 
 
-@pytest.mark.parametrize(("value", "message"), [("0", "each replay runs at least once"), ("two", "not a whole number")])
+@pytest.mark.parametrize(("value", "message"), [("0", "must be at least 1"), ("two", "not a whole number")])
 def test_repeat_below_one_or_not_a_number_is_a_usage_error(
     value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
