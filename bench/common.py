@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import platform
 import resource
@@ -99,13 +100,13 @@ def at_least_one(text: str) -> int:
 
 def above_zero(text: str) -> float:
     """A span or rate a bench is given (days, minutes between snapshots, seconds, events per second): a number above
-    0, or argparse's usage error naming it (0 days is an empty sample, 0 minutes a loop without end)."""
+    0 and finite, or argparse's usage error naming it (0 days is an empty sample, 0 minutes a loop without end)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+    if not (value > 0 and math.isfinite(value)):  # nan compares false
+        raise argparse.ArgumentTypeError(f"{text}: must be above 0 and finite")
     return value
 
 

@@ -23,8 +23,8 @@ def test_counts_are_whole_numbers_from_one() -> None:
 def test_spans_and_rates_are_numbers_above_zero() -> None:
     assert above_zero("0.5") == 0.5
     assert above_zero("1440") == 1440.0
-    for text, message in (("0", "0: must be above 0"), ("-1", "must be above 0"), ("nan", "must be above 0")):
-        with pytest.raises(argparse.ArgumentTypeError, match=message):
+    for text in ("0", "-1", "nan", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"{text}: must be above 0 and finite"):
             above_zero(text)
     with pytest.raises(argparse.ArgumentTypeError, match="'hourly' is not a number"):
         above_zero("hourly")
